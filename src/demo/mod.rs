@@ -1,0 +1,382 @@
+//! The bundled demo shop: a catalogue of invented home products and a judged query set,
+//! generated deterministically from the tables in `vocab.rs`.
+//!
+//! The grades say how well a product fits what the shopper meant, not how many words it
+//! shares with the query. A query carries an intent: a kind of product (named, named by a
+//! synonym, misspelled, or only described: "something to put my tv on"), and maybe a
+//! colour, size, material or brand. Grades run 0 to 6 like the Home Depot set:
+//!
+//! | product | grade |
+//! | --- | --- |
+//! | the wanted kind, every constraint met | 5, or 6 when customers rate it 4.2 or better |
+//! | the wanted kind, a constraint missed | 5 minus 1 (a near colour, another material) or 2 (wrong colour, size or brand) per miss, at least 2 |
+//! | a kind the shopper may accept instead | 2 |
+//! | the same department | 1 |
+//! | anything else | 0 |
+//!
+//! ```
+//! let demo = shelf::demo::generate();
+//! assert!(demo.products.len() >= 5000);
+//! assert!(demo.queries.len() >= 200);
+//! ```
+
+mod vocab;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::catalog::Product;
+use crate::eval::trec::{write_qrels, Qrels};
+use vocab::{Kind, COLOURS, COLOUR_SPELLINGS, DEPARTMENTS, KINDS, STYLES};
+
+/// Where the demo files live, relative to the repository root.
+pub const CATALOG_PATH: &str = "demo/products.jsonl";
+pub const QUERIES_PATH: &str = "queries/demo.tsv";
+pub const QRELS_PATH: &str = "queries/demo.qrels";
+
+const SEED: u64 = 20_261_125;
+const PRODUCTS_PER_KIND: usize = 55;
+/// Judged products per query, at most, from each group.
+const JUDGED_RELEVANT: usize = 30;
+const JUDGED_SAME_KIND: usize = 8;
+const JUDGED_NEARBY: usize = 6;
+const JUDGED_DECOYS: usize = 6;
+const JUDGED_RANDOM: usize = 2;
+
+/// A judged query: its text, what kind of phrasing it is, and the intent behind it.
+#[derive(Debug, Clone)]
+pub struct DemoQuery {
+    pub qid: String,
+    pub text: String,
+    /// `category`, `synonym`, `typo`, `attribute`, `brand` or `vague`.
+    pub class: &'static str,
+    intent: Intent,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Intent {
+    kind: usize,
+    colour: Option<&'static str>,
+    size: Option<&'static str>,
+    material: Option<&'static str>,
+    brand: Option<&'static str>,
+}
+
+/// The generated shop.
+pub struct Demo {
+    pub products: Vec<Product>,
+    pub queries: Vec<DemoQuery>,
+    pub qrels: Qrels,
+}
+
+/// What the generator knows of each product besides its public fields.
+struct Facts {
+    kind: usize,
+    colour: Option<&'static str>,
+    size: Option<&'static str>,
+    material: &'static str,
+    brand: &'static str,
+}
+
+fn title_case(text: &str) -> String {
+    text.split(' ')
+        .map(|word| {
+            let mut chars = word.chars();
+            match chars.next() {
+                Some(first) => first.to_uppercase().chain(chars).collect(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Sizes are written many ways in real titles: `36 in`, `36in`, `36-inch`, `36 in.`.
+fn written_size(size: &str, rng: &mut ChaCha8Rng) -> String {
+    if let Some(number) = size.strip_suffix(" in") {
+        if !number.contains(' ') {
+            return match rng.random_range(0..4) {
+                0 => format!("{number} in."),
+                1 => format!("{number}in"),
+                2 => format!("{number}-inch"),
+                _ => size.to_string(),
+            };
+        }
+    }
+    title_case(size)
+}
+
+fn colour_family(colour: &str) -> &'static str {
+    COLOURS.iter().find(|(name, _)| *name == colour).map_or("", |(_, family)| family)
+}
+
+fn make_product(number: usize, kind_at: usize, rng: &mut ChaCha8Rng) -> (Product, Facts) {
+    let kind: &Kind = &KINDS[kind_at];
+    let department = &DEPARTMENTS[kind.department];
+    let brand = *department.brands.choose(rng).unwrap_or(&"Generic");
+    let material = *kind.materials.choose(rng).unwrap_or(&"");
+    let size = kind.sizes.choose(rng).copied();
+    let colour = kind.coloured.then(|| COLOURS.choose(rng).map_or("white", |c| c.0));
+    let style = *STYLES.choose(rng).unwrap_or(&"Modern");
+    // Some titles use a synonym instead of the usual noun, as real catalogues do.
+    let noun = if rng.random_bool(0.2) && !kind.synonyms.is_empty() {
+        title_case(kind.synonyms.choose(rng).unwrap_or(&kind.noun))
+    } else {
+        kind.noun.to_string()
+    };
+
+    let mut title = vec![brand.to_string()];
+    if rng.random_bool(0.5) {
+        title.push(style.to_string());
+    }
+    if let Some(size) = size.filter(|_| rng.random_bool(0.7)) {
+        title.push(written_size(size, rng));
+    }
+    if rng.random_bool(0.6) {
+        title.push(title_case(material));
+    }
+    title.push(noun.clone());
+    // Colour is often only in the attributes, not the title.
+    if let Some(colour) = colour.filter(|_| rng.random_bool(0.6)) {
+        title.push(format!("in {}", title_case(colour)));
+    }
+
+    let mut description =
+        format!("A {} {} in {}. {}", style.to_lowercase(), noun.to_lowercase(), material, kind.use_text);
+    if let Some(colour) = colour.filter(|_| rng.random_bool(0.5)) {
+        description.push_str(&format!(" Finished in {colour}."));
+    }
+    if rng.random_bool(0.3) {
+        description.push_str(" Easy assembly; ships in one box.");
+    }
+
+    let (low, high) = kind.price;
+    let price = (low * (high / low).powf(rng.random::<f64>())).floor() + 0.99;
+    let rated = rng.random_bool(0.85);
+    let rating = rated.then(|| (rng.random_range(25..=50) as f64) / 10.0);
+    let review_count = rated.then(|| (10f64.powf(rng.random_range(0.0..3.5))) as u64);
+    let popularity = (rng.random::<f64>() * 1000.0).round() / 10.0;
+
+    let mut attributes = BTreeMap::new();
+    attributes.insert("material".to_string(), material.to_string());
+    attributes.insert("style".to_string(), style.to_lowercase());
+    if let Some(colour) = colour {
+        attributes.insert("colour".to_string(), colour.to_string());
+    }
+    if let Some(size) = size {
+        attributes.insert("size".to_string(), size.to_string());
+    }
+    let product = Product {
+        id: format!("D{number:05}"),
+        title: title.join(" "),
+        description: Some(description),
+        brand: Some(brand.to_string()),
+        category: Some(format!("{} > {}", department.name, kind.category)),
+        price: Some(price),
+        rating,
+        review_count,
+        popularity: Some(popularity),
+        in_stock: Some(rng.random_bool(0.9)),
+        image_url: None,
+        attributes,
+    };
+    (product, Facts { kind: kind_at, colour, size, material, brand })
+}
+
+/// How well `product` fits `intent`, 0 to 6 (see the module table).
+fn grade(intent: &Intent, product: &Product, facts: &Facts) -> i32 {
+    let wanted = &KINDS[intent.kind];
+    if facts.kind != intent.kind {
+        if wanted.related.contains(&KINDS[facts.kind].noun) {
+            return 2;
+        }
+        return i32::from(KINDS[facts.kind].department == wanted.department);
+    }
+    let mut grade = 5;
+    if let Some(colour) = intent.colour {
+        match facts.colour {
+            Some(c) if c == colour => {}
+            Some(c) if colour_family(c) == colour_family(colour) => grade -= 1,
+            _ => grade -= 2,
+        }
+    }
+    if intent.size.is_some() && intent.size != facts.size {
+        grade -= 2;
+    }
+    if intent.material.is_some_and(|m| m != facts.material) {
+        grade -= 1;
+    }
+    if intent.brand.is_some_and(|b| b != facts.brand) {
+        grade -= 2;
+    }
+    let grade = grade.max(2);
+    if grade == 5 && product.rating.is_some_and(|r| r >= 4.2) {
+        6
+    } else {
+        grade
+    }
+}
+
+/// A deterministic typo: two neighbouring letters swapped inside the longest word.
+fn misspell(text: &str) -> Option<String> {
+    let words: Vec<&str> = text.split(' ').collect();
+    let (at, word) = words.iter().enumerate().max_by_key(|(_, w)| w.len())?;
+    if word.len() < 5 || !word.is_ascii() {
+        return None;
+    }
+    let mut bytes = word.as_bytes().to_vec();
+    let middle = bytes.len() / 2;
+    bytes.swap(middle - 1, middle);
+    let typo = String::from_utf8(bytes).ok()?;
+    let mut words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+    words[at] = typo;
+    Some(words.join(" "))
+}
+
+fn make_queries(facts: &[Facts], rng: &mut ChaCha8Rng) -> Vec<DemoQuery> {
+    let mut queries = Vec::new();
+    let mut push = |text: String, class: &'static str, intent: Intent| {
+        let text = text.to_lowercase();
+        if !queries.iter().any(|q: &DemoQuery| q.text == text) {
+            queries.push(DemoQuery { qid: String::new(), text, class, intent });
+        }
+    };
+    let example = |kind: usize, rng: &mut ChaCha8Rng| -> &Facts {
+        let of_kind: Vec<&Facts> = facts.iter().filter(|f| f.kind == kind).collect();
+        of_kind.choose(rng).copied().unwrap_or(&facts[0])
+    };
+    let plural = |noun: &str| if noun.ends_with('s') { noun.to_string() } else { format!("{noun}s") };
+    for (kind_at, kind) in KINDS.iter().enumerate() {
+        let plain = Intent { kind: kind_at, ..Default::default() };
+        let noun = kind.noun.to_lowercase();
+        // The kind by its name, sometimes plural.
+        push(if kind_at % 3 == 0 { plural(&noun) } else { noun.clone() }, "category", plain.clone());
+        // By a synonym.
+        if let Some(synonym) = kind.synonyms.choose(rng) {
+            push(synonym.to_string(), "synonym", plain.clone());
+        }
+        // Only described.
+        if let Some(vague) = kind.vague.choose(rng) {
+            push(vague.to_string(), "vague", plain.clone());
+        }
+        // With constraints taken from a real product, so at least one fits perfectly.
+        let model = example(kind_at, rng);
+        if let Some(colour) = model.colour {
+            let spelled = COLOUR_SPELLINGS
+                .iter()
+                .find(|(c, _)| *c == colour)
+                .filter(|_| rng.random_bool(0.5))
+                .map_or(colour, |s| s.1);
+            let text = if rng.random_bool(0.5) { format!("{spelled} {noun}") } else { format!("{noun} {spelled}") };
+            push(text, "attribute", Intent { colour: Some(colour), ..plain.clone() });
+        }
+        let model = example(kind_at, rng);
+        if let (Some(size), Some(colour)) = (model.size, model.colour) {
+            // Messy order, as typed into a search box: "36 in vanity grey".
+            let short = noun.split(' ').next_back().unwrap_or(&noun).to_string();
+            push(
+                format!("{size} {short} {colour}"),
+                "attribute",
+                Intent { size: Some(size), colour: Some(colour), ..plain.clone() },
+            );
+        } else if let Some(size) = model.size {
+            push(format!("{size} {noun}"), "attribute", Intent { size: Some(size), ..plain.clone() });
+        }
+        let model = example(kind_at, rng);
+        if kind.materials.len() > 1 && rng.random_bool(0.5) {
+            push(
+                format!("{} {noun}", model.material),
+                "attribute",
+                Intent { material: Some(model.material), ..plain.clone() },
+            );
+        }
+        let model = example(kind_at, rng);
+        if rng.random_bool(0.6) {
+            push(format!("{} {noun}", model.brand), "brand", Intent { brand: Some(model.brand), ..plain.clone() });
+        }
+        if kind_at % 4 == 1 {
+            if let Some(typo) = misspell(&noun) {
+                push(typo, "typo", plain.clone());
+            }
+        }
+    }
+    for (at, query) in queries.iter_mut().enumerate() {
+        query.qid = format!("demo{:03}", at + 1);
+    }
+    queries
+}
+
+fn judge(query: &DemoQuery, products: &[Product], facts: &[Facts], rng: &mut ChaCha8Rng) -> BTreeMap<String, i32> {
+    let words: Vec<&str> = query.text.split(' ').filter(|w| w.len() > 2).collect();
+    let mut groups: [Vec<(usize, i32)>; 5] = Default::default();
+    for (at, (product, facts)) in products.iter().zip(facts).enumerate() {
+        let grade = grade(&query.intent, product, facts);
+        let title = product.title.to_lowercase();
+        let group = match grade {
+            4.. => 0,
+            2..=3 if facts.kind == query.intent.kind => 1,
+            1..=3 => 2,
+            _ if words.iter().any(|w| title.contains(w)) => 3,
+            _ => 4,
+        };
+        groups[group].push((at, grade));
+    }
+    let limits = [JUDGED_RELEVANT, JUDGED_SAME_KIND, JUDGED_NEARBY, JUDGED_DECOYS, JUDGED_RANDOM];
+    let mut judged = BTreeMap::new();
+    for (group, limit) in groups.iter_mut().zip(limits) {
+        group.shuffle(rng);
+        for &(at, grade) in group.iter().take(limit) {
+            judged.insert(products[at].id.clone(), grade);
+        }
+    }
+    judged
+}
+
+/// Generates the demo shop. The same code always gives the same files.
+pub fn generate() -> Demo {
+    let mut rng = ChaCha8Rng::seed_from_u64(SEED);
+    let mut products = Vec::new();
+    let mut facts = Vec::new();
+    for round in 0..PRODUCTS_PER_KIND {
+        for kind in 0..KINDS.len() {
+            let (product, fact) = make_product(round * KINDS.len() + kind + 1, kind, &mut rng);
+            products.push(product);
+            facts.push(fact);
+        }
+    }
+    let queries = make_queries(&facts, &mut rng);
+    let qrels = queries.iter().map(|q| (q.qid.clone(), judge(q, &products, &facts, &mut rng))).collect();
+    Demo { products, queries, qrels }
+}
+
+impl Demo {
+    /// Writes the catalogue, queries and qrels under `root` (the repository root).
+    pub fn write(&self, root: &Path) -> std::io::Result<()> {
+        let create = |relative: &str| -> std::io::Result<std::io::BufWriter<std::fs::File>> {
+            let path = root.join(relative);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            Ok(std::io::BufWriter::new(std::fs::File::create(path)?))
+        };
+        let mut catalog = create(CATALOG_PATH)?;
+        for product in &self.products {
+            serde_json::to_writer(&mut catalog, product)?;
+            catalog.write_all(b"\n")?;
+        }
+        catalog.flush()?;
+        let mut queries = create(QUERIES_PATH)?;
+        for query in &self.queries {
+            writeln!(queries, "{}\t{}\t{}", query.qid, query.text, query.class)?;
+        }
+        queries.flush()?;
+        let mut qrels = create(QRELS_PATH)?;
+        write_qrels(&mut qrels, &self.qrels)?;
+        qrels.flush()
+    }
+}

@@ -1,0 +1,93 @@
+//! Reading and writing TREC files the way trec_eval does.
+//!
+//! ```
+//! use shelf::eval::trec::{read_qrels, read_queries};
+//!
+//! let queries = read_queries("q1\tgrey sofa\tclass\n\nq2\tdesk\n".as_bytes()).unwrap();
+//! assert_eq!(queries[0], ("q1".to_string(), "grey sofa".to_string()));
+//! let qrels = read_qrels("q1 0 p9 3\nq1 0 p4 0\n".as_bytes()).unwrap();
+//! assert_eq!(qrels["q1"]["p9"], 3);
+//! ```
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+
+/// Judgments: query id → product id → grade.
+pub type Qrels = BTreeMap<String, BTreeMap<String, i32>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrecError {
+    #[error("line {line}: {message}")]
+    Format { line: usize, message: String },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads `qid<TAB>query` lines, in file order. Blank lines are skipped.
+pub fn read_queries(reader: impl BufRead) -> Result<Vec<(String, String)>, TrecError> {
+    let mut queries = Vec::new();
+    for (at, line) in reader.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut columns = line.split('\t');
+        let qid = columns.next().unwrap_or_default().trim();
+        let text = columns.next().map(str::trim).unwrap_or_default();
+        if qid.is_empty() {
+            return Err(TrecError::Format { line: at + 1, message: "expected qid<TAB>query".into() });
+        }
+        queries.push((qid.to_string(), text.to_string()));
+    }
+    Ok(queries)
+}
+
+/// Reads `qid iter docid grade` lines (any whitespace between columns).
+pub fn read_qrels(reader: impl BufRead) -> Result<Qrels, TrecError> {
+    let mut qrels = Qrels::new();
+    for (at, line) in reader.lines().enumerate() {
+        let line = line?;
+        let columns: Vec<&str> = line.split_whitespace().collect();
+        if columns.is_empty() {
+            continue;
+        }
+        let error = |message: &str| TrecError::Format { line: at + 1, message: message.to_string() };
+        if columns.len() != 4 {
+            return Err(error("expected `qid 0 docid grade`"));
+        }
+        let grade: i32 = columns[3].parse().map_err(|_| error("the grade is not an integer"))?;
+        qrels.entry(columns[0].to_string()).or_default().insert(columns[2].to_string(), grade);
+    }
+    Ok(qrels)
+}
+
+/// Writes queries as `qid<TAB>query`.
+pub fn write_queries(mut out: impl Write, queries: &[(String, String)]) -> std::io::Result<()> {
+    for (qid, text) in queries {
+        writeln!(out, "{qid}\t{text}")?;
+    }
+    Ok(())
+}
+
+/// Writes qrels as `qid 0 docid grade`, queries and products in sorted order.
+pub fn write_qrels(mut out: impl Write, qrels: &Qrels) -> std::io::Result<()> {
+    for (qid, judged) in qrels {
+        for (doc, grade) in judged {
+            writeln!(out, "{qid} 0 {doc} {grade}")?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_qrels_name_their_line() {
+        let error = read_qrels("q1 0 a 1\nq1 0 b\n".as_bytes()).unwrap_err();
+        assert_eq!(error.to_string(), "line 2: expected `qid 0 docid grade`");
+        let error = read_qrels("q1 0 a high\n".as_bytes()).unwrap_err();
+        assert_eq!(error.to_string(), "line 1: the grade is not an integer");
+    }
+}

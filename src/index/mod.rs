@@ -1,0 +1,183 @@
+//! An index directory: everything shelf needs to search one catalogue.
+//!
+//! ```text
+//! index/<name>/
+//!   manifest.json   schema version, catalogue fingerprint, counts, build time
+//!   config.toml     boosts and other retrieval knobs (editable; read at open)
+//!   lexical/        the tantivy index
+//! ```
+//!
+//! [`build`] writes a complete directory next to the target and swaps it in only when it is
+//! finished, so a failed build never leaves a half-written index, and a server that still
+//! reads the old one keeps working until it reloads.
+//!
+//! ```
+//! use shelf::catalog::{import_reader, Format, ImportOptions};
+//! use shelf::index::{build, BuildOptions, ShelfIndex};
+//!
+//! let jsonl = r#"{"id": "1", "title": "Oak Writing Desk"}"#;
+//! let catalog = import_reader(jsonl.as_bytes(), &ImportOptions::new(Format::Jsonl)).unwrap();
+//! let dir = tempfile::tempdir().unwrap();
+//! let out = dir.path().join("shop");
+//! build(&catalog, &BuildOptions::new("inline", Format::Jsonl, "0"), &out).unwrap();
+//! let index = ShelfIndex::open(&out).unwrap();
+//! assert_eq!(index.manifest.counts.products, 1);
+//! ```
+
+mod config;
+mod manifest;
+
+pub use config::{FieldBoosts, FuzzyConfig, IndexConfig, LexicalConfig};
+pub use manifest::{CatalogSource, Counts, Manifest, SCHEMA_VERSION};
+
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use crate::catalog::{Catalog, Format};
+use crate::lexical::LexicalIndex;
+
+const LEXICAL_DIR: &str = "lexical";
+const CONFIG_FILE: &str = "config.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("{0} is not a shelf index (no manifest.json); build one with `shelf index --catalog FILE --out {0}`")]
+    NotAnIndex(String),
+    #[error("the index at {dir} has schema version {found}, but this shelf reads version {expected}; rebuild it with `shelf index --catalog FILE --out {dir}`")]
+    SchemaVersion { dir: String, found: u32, expected: u32 },
+    #[error("{path} is damaged: {message}; rebuild the index")]
+    Corrupt { path: String, message: String },
+    #[error("config {path}: {message}")]
+    Config { path: String, message: String },
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("refusing to replace {0}: it exists and is not a shelf index; choose another --out")]
+    NotOurs(String),
+    #[error("lexical index: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+}
+
+impl IndexError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> IndexError {
+        IndexError::Io { path: path.display().to_string(), source }
+    }
+}
+
+/// What the build records about its input.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub source: CatalogSource,
+    pub config: IndexConfig,
+    pub show_progress: bool,
+}
+
+impl BuildOptions {
+    pub fn new(path: &str, format: Format, fingerprint: &str) -> Self {
+        BuildOptions {
+            source: CatalogSource { path: path.into(), format: format.to_string(), fingerprint: fingerprint.into() },
+            config: IndexConfig::default(),
+            show_progress: false,
+        }
+    }
+}
+
+/// sha256 of a file, hex-encoded: identifies the exact catalogue an index was built from.
+pub fn fingerprint_file(path: &Path) -> Result<String, IndexError> {
+    let mut file = std::fs::File::open(path).map_err(|e| IndexError::io(path, e))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| IndexError::io(path, e))?;
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
+/// Builds the index directory `out` from `catalog`, replacing any index already there.
+pub fn build(catalog: &Catalog, options: &BuildOptions, out: &Path) -> Result<Manifest, IndexError> {
+    let started = Instant::now();
+    if out.exists() && !out.join(Manifest::FILE).exists() && !is_empty_dir(out) {
+        return Err(IndexError::NotOurs(out.display().to_string()));
+    }
+    let staging = sibling(out, "building");
+    remove_dir(&staging)?;
+    std::fs::create_dir_all(staging.join(LEXICAL_DIR)).map_err(|e| IndexError::io(&staging, e))?;
+
+    let progress = crate::progress::bar(catalog.products.len() as u64, "indexing", options.show_progress);
+    let result = (|| {
+        LexicalIndex::create(&staging.join(LEXICAL_DIR), &catalog.products, &progress)?;
+        progress.finish_and_clear();
+        std::fs::write(staging.join(CONFIG_FILE), options.config.to_toml()).map_err(|e| IndexError::io(&staging, e))?;
+        let report = &catalog.report;
+        let manifest = Manifest {
+            schema_version: SCHEMA_VERSION,
+            shelf_version: env!("CARGO_PKG_VERSION").to_string(),
+            built_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            build_seconds: started.elapsed().as_secs_f64(),
+            catalog: options.source.clone(),
+            counts: Counts {
+                products: catalog.products.len() as u64,
+                records: report.records,
+                skipped: report.skipped,
+                duplicates: report.duplicates,
+            },
+        };
+        manifest.write(&staging)?;
+        Ok(manifest)
+    })();
+    let manifest = match result {
+        Ok(manifest) => manifest,
+        Err(error) => {
+            let _ = remove_dir(&staging);
+            return Err(error);
+        }
+    };
+    swap_in(&staging, out)?;
+    Ok(manifest)
+}
+
+/// Replaces `out` with the finished `staging` directory.
+fn swap_in(staging: &Path, out: &Path) -> Result<(), IndexError> {
+    let old = sibling(out, "old");
+    remove_dir(&old)?;
+    if out.exists() {
+        std::fs::rename(out, &old).map_err(|e| IndexError::io(out, e))?;
+    }
+    std::fs::rename(staging, out).map_err(|e| IndexError::io(out, e))?;
+    remove_dir(&old)
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "index".into());
+    path.with_file_name(format!(".{name}.{suffix}"))
+}
+
+fn is_empty_dir(path: &Path) -> bool {
+    std::fs::read_dir(path).map(|mut entries| entries.next().is_none()).unwrap_or(false)
+}
+
+fn remove_dir(path: &Path) -> Result<(), IndexError> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(IndexError::io(path, e)),
+        _ => Ok(()),
+    }
+}
+
+/// An opened index directory.
+pub struct ShelfIndex {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    pub config: IndexConfig,
+    pub lexical: LexicalIndex,
+}
+
+impl ShelfIndex {
+    pub fn open(dir: &Path) -> Result<ShelfIndex, IndexError> {
+        let manifest = Manifest::read(dir)?;
+        let config_path = dir.join(CONFIG_FILE);
+        let config = if config_path.exists() { IndexConfig::from_file(&config_path)? } else { IndexConfig::default() };
+        let lexical = LexicalIndex::open(&dir.join(LEXICAL_DIR)).map_err(|e| IndexError::Corrupt {
+            path: dir.join(LEXICAL_DIR).display().to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(ShelfIndex { dir: dir.to_path_buf(), manifest, config, lexical })
+    }
+}

@@ -1,0 +1,293 @@
+//! Lexical retrieval: a tantivy BM25 index over the product fields.
+//!
+//! User text is never parsed as a query language. It is cut into terms by each field's own
+//! analyzer (stemmed English for titles, descriptions and attributes; unstemmed with split
+//! letter/digit runs for model numbers and units), and every term of every field adds its
+//! boosted BM25 score. Quotes, colons, `-`, `*` or emoji are just characters.
+//!
+//! A term that no title contains, or any term when the exact terms match too few products,
+//! is also matched within a small edit distance (typo tolerance). Filters restrict the match
+//! without changing scores; facet counts describe everything that matched.
+//!
+//! ```
+//! use shelf::catalog::Product;
+//! use shelf::index::IndexConfig;
+//! use shelf::lexical::LexicalIndex;
+//! use shelf::search::Filters;
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let products = vec![
+//!     Product { id: "1".into(), title: "Oak Writing Desk".into(), ..Default::default() },
+//!     Product { id: "2".into(), title: "Grey Office Chair".into(), ..Default::default() },
+//! ];
+//! let index = LexicalIndex::create(dir.path(), &products, &indicatif::ProgressBar::hidden()).unwrap();
+//! let config = IndexConfig::default().lexical;
+//! let found = index.search("office chairs", &Filters::default(), 10, false, &config).unwrap();
+//! assert_eq!(index.product(found.hits[0].doc).unwrap().id, "2");
+//! ```
+
+mod query;
+mod schema;
+pub mod text;
+
+pub use schema::Fields;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use tantivy::collector::{Count, FacetCollector, TopDocs};
+use tantivy::query::Query;
+use tantivy::schema::{Facet, TantivyDocument, Value};
+use tantivy::{DocAddress, Index, IndexReader, ReloadPolicy, Searcher, TantivyError, Term};
+
+use crate::catalog::{category_path, Product};
+use crate::index::LexicalConfig;
+use crate::search::{FacetCount, Facets, Filters};
+
+/// Facet values returned per facet.
+const FACET_VALUES: usize = 20;
+/// Memory for the index writer, shared by its threads.
+const WRITER_HEAP: usize = 256 * 1024 * 1024;
+
+/// An opened lexical index.
+pub struct LexicalIndex {
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+    /// Lowercased brand name → the facet as indexed, for case-insensitive brand filters.
+    brands: HashMap<String, Facet>,
+    /// Lowercased `a > b` path → the facet as indexed.
+    categories: HashMap<String, Facet>,
+}
+
+/// One product that matched, with its BM25 score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LexicalHit {
+    pub doc: DocAddress,
+    pub score: f32,
+}
+
+/// The outcome of a lexical search.
+#[derive(Debug, Clone, Default)]
+pub struct LexicalHits {
+    /// Best first.
+    pub hits: Vec<LexicalHit>,
+    /// How many products matched in all.
+    pub total: u64,
+    pub fuzzy: bool,
+    pub facets: Option<Facets>,
+}
+
+impl LexicalIndex {
+    /// Builds a new index of `products` in the empty directory `dir`.
+    pub fn create(
+        dir: &Path,
+        products: &[Product],
+        progress: &indicatif::ProgressBar,
+    ) -> tantivy::Result<LexicalIndex> {
+        let (schema, fields) = Fields::schema();
+        let index = Index::create_in_dir(dir, schema)?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+        let mut writer = index.writer_with_num_threads::<TantivyDocument>(threads, WRITER_HEAP)?;
+        for product in products {
+            writer.add_document(document(&fields, product))?;
+            progress.inc(1);
+        }
+        writer.commit()?;
+        // One segment searches fastest; the catalogue is written once, so merge now.
+        let segments = index.searchable_segment_ids()?;
+        if segments.len() > 1 {
+            writer.merge(&segments).wait()?;
+        }
+        writer.wait_merging_threads()?;
+        LexicalIndex::open(dir)
+    }
+
+    pub fn open(dir: &Path) -> tantivy::Result<LexicalIndex> {
+        let index = Index::open_in_dir(dir)?;
+        let (expected, fields) = Fields::schema();
+        if index.schema() != expected {
+            return Err(TantivyError::SchemaError(
+                "the lexical index does not have the schema this shelf expects".into(),
+            ));
+        }
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        let searcher = reader.searcher();
+        let brands = facet_values(&searcher, fields.brand_facet)?;
+        let categories = facet_values(&searcher, fields.category_facet)?;
+        Ok(LexicalIndex { index, reader, fields, brands, categories })
+    }
+
+    pub fn fields(&self) -> &Fields {
+        &self.fields
+    }
+
+    pub fn num_products(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    pub fn searcher(&self) -> Searcher {
+        self.reader.searcher()
+    }
+
+    /// The best `limit` products for `text` under `filters`.
+    pub fn search(
+        &self,
+        text: &str,
+        filters: &Filters,
+        limit: usize,
+        with_facets: bool,
+        config: &LexicalConfig,
+    ) -> tantivy::Result<LexicalHits> {
+        let searcher = self.reader.searcher();
+        let plan = query::QueryPlan::new(self, &searcher, text, config)?;
+        if plan.is_empty() {
+            return Ok(LexicalHits { facets: with_facets.then(Facets::default), ..Default::default() });
+        }
+        let filter_query = query::filters(self, filters);
+        let mut fuzzy = plan.has_fuzzy();
+        let mut found = self.collect(&searcher, &plan.query(filter_query.as_deref()), limit, filters, with_facets)?;
+        if config.fuzzy.enabled && (found.total as usize) < config.fuzzy.min_hits && plan.can_widen() {
+            let wider = plan.widened();
+            found = self.collect(&searcher, &wider.query(filter_query.as_deref()), limit, filters, with_facets)?;
+            fuzzy = true;
+        }
+        found.fuzzy = fuzzy;
+        Ok(found)
+    }
+
+    fn collect(
+        &self,
+        searcher: &Searcher,
+        query: &dyn Query,
+        limit: usize,
+        filters: &Filters,
+        with_facets: bool,
+    ) -> tantivy::Result<LexicalHits> {
+        let top = TopDocs::with_limit(limit.max(1)).order_by_score();
+        let to_hits =
+            |docs: Vec<(f32, DocAddress)>| docs.into_iter().map(|(score, doc)| LexicalHit { doc, score }).collect();
+        if !with_facets {
+            let (docs, total) = searcher.search(query, &(top, Count))?;
+            return Ok(LexicalHits { hits: to_hits(docs), total: total as u64, fuzzy: false, facets: None });
+        }
+        let mut brands = FacetCollector::for_field("brand_facet");
+        brands.add_facet(Facet::root());
+        let mut categories = FacetCollector::for_field("category_facet");
+        categories.add_facet(Facet::root());
+        // Children of the filtered category need their own collector: one collector may not
+        // hold a facet and its ancestor.
+        let chosen_category = filters.category.as_deref().and_then(|c| self.category(c));
+        let children = chosen_category.as_ref().map(|chosen| {
+            let mut collector = FacetCollector::for_field("category_facet");
+            collector.add_facet(chosen.clone());
+            collector
+        });
+        let ((docs, total), brand_counts, category_counts, children_counts) =
+            searcher.search(query, &((top, Count), brands, categories, children))?;
+        let counts = |counts: &tantivy::collector::FacetCounts, facet: &Facet| -> Vec<FacetCount> {
+            counts
+                .top_k(facet.clone(), FACET_VALUES)
+                .into_iter()
+                .map(|(facet, count)| FacetCount { value: facet.to_path().join(" > "), count })
+                .collect()
+        };
+        let mut category = counts(&category_counts, &Facet::root());
+        if let (Some(chosen), Some(children_counts)) = (&chosen_category, &children_counts) {
+            category.extend(counts(children_counts, chosen));
+        }
+        let facets = Facets { brand: counts(&brand_counts, &Facet::root()), category };
+        Ok(LexicalHits { hits: to_hits(docs), total: total as u64, fuzzy: false, facets: Some(facets) })
+    }
+
+    /// The facet of a brand name, whatever its case.
+    fn brand(&self, name: &str) -> Option<&Facet> {
+        self.brands.get(&name.trim().to_lowercase())
+    }
+
+    /// The facet of a category path written `a > b`, whatever its case.
+    fn category(&self, path: &str) -> Option<Facet> {
+        self.categories.get(&category_path(path).join(" > ").to_lowercase()).cloned()
+    }
+
+    /// Reads the stored product of a document.
+    pub fn product(&self, doc: DocAddress) -> tantivy::Result<Product> {
+        self.product_with(&self.reader.searcher(), doc)
+    }
+
+    pub fn product_with(&self, searcher: &Searcher, doc: DocAddress) -> tantivy::Result<Product> {
+        let document: TantivyDocument = searcher.doc(doc)?;
+        let json = document.get_first(self.fields.product).and_then(|v| v.as_str()).unwrap_or("{}");
+        serde_json::from_str(json)
+            .map_err(|e| TantivyError::InternalError(format!("stored product is not readable: {e}")))
+    }
+
+    /// Finds a product by id.
+    pub fn find(&self, id: &str) -> tantivy::Result<Option<Product>> {
+        let searcher = self.reader.searcher();
+        let term = Term::from_field_text(self.fields.id, id);
+        let query = tantivy::query::TermQuery::new(term, tantivy::schema::IndexRecordOption::Basic);
+        let top = searcher.search(&query, &TopDocs::with_limit(1).order_by_score())?;
+        top.first().map(|(_, doc)| self.product_with(&searcher, *doc)).transpose()
+    }
+
+    pub(crate) fn tantivy(&self) -> &Index {
+        &self.index
+    }
+}
+
+/// Every facet value of a field, keyed by its lowercased `a > b` path.
+fn facet_values(searcher: &Searcher, field: tantivy::schema::Field) -> tantivy::Result<HashMap<String, Facet>> {
+    let mut values = HashMap::new();
+    for segment in searcher.segment_readers() {
+        let inverted = segment.inverted_index(field)?;
+        let mut stream = inverted.terms().stream()?;
+        while stream.advance() {
+            if let Ok(facet) = Facet::from_encoded(stream.key().to_vec()) {
+                if !facet.is_root() {
+                    values.insert(facet.to_path().join(" > ").to_lowercase(), facet);
+                }
+            }
+        }
+    }
+    Ok(values)
+}
+
+fn document(fields: &Fields, product: &Product) -> TantivyDocument {
+    let mut doc = TantivyDocument::new();
+    doc.add_text(fields.id, &product.id);
+    doc.add_text(fields.title, &product.title);
+    doc.add_text(fields.title_raw, text::split_letters_and_digits(&product.title));
+    if let Some(description) = &product.description {
+        doc.add_text(fields.description, description);
+    }
+    if let Some(brand) = &product.brand {
+        doc.add_text(fields.brand, brand);
+        doc.add_facet(fields.brand_facet, Facet::from_path([brand.as_str()]));
+    }
+    if let Some(category) = &product.category {
+        let path = category_path(category);
+        doc.add_text(fields.category, path.join(" "));
+        doc.add_facet(fields.category_facet, Facet::from_path(path));
+    }
+    if !product.attributes.is_empty() {
+        doc.add_text(fields.attributes, product.attribute_text());
+    }
+    if let Some(price) = product.price {
+        doc.add_f64(fields.price, price);
+    }
+    if let Some(rating) = product.rating {
+        doc.add_f64(fields.rating, rating);
+    }
+    if let Some(reviews) = product.review_count {
+        doc.add_u64(fields.review_count, reviews);
+    }
+    if let Some(popularity) = product.popularity {
+        doc.add_f64(fields.popularity, popularity);
+    }
+    if let Some(in_stock) = product.in_stock {
+        doc.add_bool(fields.in_stock, in_stock);
+    }
+    doc.add_text(fields.product, serde_json::to_string(product).unwrap_or_default());
+    doc
+}

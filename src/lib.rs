@@ -1,0 +1,17 @@
+//! # shelf
+//!
+//! A product search engine for shopping. A catalogue ([`catalog`]) is imported into an index
+//! directory ([`index`]) holding a BM25 index ([`lexical`]); an [`engine::Engine`] answers
+//! [`search::SearchRequest`]s over it, from the CLI or the HTTP [`server`].
+//!
+//! The bundled demo catalogue and its judged queries come from [`demo`].
+
+pub mod catalog;
+pub mod demo;
+pub mod engine;
+pub mod eval;
+pub mod index;
+pub mod lexical;
+pub mod progress;
+pub mod search;
+pub mod server;

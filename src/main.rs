@@ -1,0 +1,342 @@
+//! The `shelf` command line: a thin layer over the library.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use shelf::catalog::{self, ColumnMap, Format, ImportOptions, OnError};
+use shelf::engine::Engine;
+use shelf::index::{self, BuildOptions, IndexConfig, Manifest};
+use shelf::search::{Filters, RankerKind, SearchRequest, SearchResponse, DEFAULT_K};
+use shelf::{demo, server};
+
+/// shelf: product search with learned ranking.
+#[derive(Parser)]
+#[command(name = "shelf", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import a catalogue and build an index directory.
+    Index(IndexArgs),
+    /// Search an index from the command line.
+    Search(SearchArgs),
+    /// Serve an index over HTTP.
+    Serve(ServeArgs),
+    /// Build the bundled demo index if it is missing or stale, then serve it.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+struct IndexArgs {
+    /// The catalogue file.
+    #[arg(long)]
+    catalog: PathBuf,
+    /// jsonl, csv, tsv, kaggle-hd or wands; detected from the file when left out.
+    #[arg(long)]
+    format: Option<Format>,
+    /// The index directory to write (replaced when it already holds an index).
+    #[arg(long)]
+    out: PathBuf,
+    /// For csv/tsv: product field = column, e.g. `id=sku,title=product_name`.
+    #[arg(long, value_name = "FIELD=COLUMN,...")]
+    map: Option<ColumnMap>,
+    /// What to do with a record that cannot be read.
+    #[arg(long, default_value = "skip", value_name = "skip|stop")]
+    on_error: OnError,
+    /// Index configuration (boosts, typo tolerance). Default: index/shelf.toml when present.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print one JSON object instead of the human summary.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    #[arg(long)]
+    index: PathBuf,
+    #[arg(long, default_value = "bm25")]
+    ranker: RankerKind,
+    /// Results to show.
+    #[arg(short, long, default_value_t = DEFAULT_K)]
+    k: usize,
+    /// `field:value`, repeatable: brand:NAME, category:A > B, price:MIN..MAX, rating:MIN, in_stock:true.
+    #[arg(long = "filter", value_name = "FIELD:VALUE")]
+    filters: Vec<String>,
+    /// Also count brands and categories over all matches.
+    #[arg(long)]
+    facets: bool,
+    #[arg(long)]
+    json: bool,
+    /// Run every query of a `qid<TAB>query` file and report latency percentiles.
+    #[arg(long, conflicts_with = "query")]
+    queries: Option<PathBuf>,
+    /// The query text.
+    #[arg(required_unless_present = "queries")]
+    query: Vec<String>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[arg(long)]
+    index: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Enables POST /admin/reload for holders of this bearer token.
+    #[arg(long, env = "SHELF_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    #[command(subcommand)]
+    action: Option<DemoAction>,
+    /// The repository root (holds demo/ and queries/).
+    #[arg(long, default_value = ".", global = true)]
+    root: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Build what is missing, then exit instead of serving.
+    #[arg(long)]
+    no_serve: bool,
+    #[arg(long, env = "SHELF_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum DemoAction {
+    /// Regenerate the demo catalogue and judged queries (deterministic).
+    Generate,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let default_level = if matches!(cli.command, Command::Serve(_) | Command::Demo(_)) { "info" } else { "warn" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Index(args) => run_index(args),
+        Command::Search(args) => run_search(args),
+        Command::Serve(args) => run_serve(&args.index, args.addr, args.admin_token, None),
+        Command::Demo(args) => run_demo(args),
+    };
+    if let Err(error) = result {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run_index(args: IndexArgs) -> Result<()> {
+    let started = Instant::now();
+    let format = match args.format {
+        Some(format) => format,
+        None => Format::detect(&args.catalog, &catalog::first_line(&args.catalog)?),
+    };
+    let options = ImportOptions { format, on_error: args.on_error, columns: args.map.unwrap_or_default() };
+    let config = match args.config {
+        Some(path) => IndexConfig::from_file(&path)?,
+        None if Path::new(DEFAULT_CONFIG).exists() => IndexConfig::from_file(Path::new(DEFAULT_CONFIG))?,
+        None => IndexConfig::default(),
+    };
+    let (manifest, report) = build_index(&args.catalog, &options, config, &args.out, !args.json)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"manifest": manifest, "import": report, "seconds": started.elapsed().as_secs_f64()})
+        );
+    } else {
+        println!("{report}");
+        println!(
+            "indexed {} products into {} in {:.1}s (format {format})",
+            manifest.counts.products,
+            args.out.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+const DEFAULT_CONFIG: &str = "index/shelf.toml";
+
+/// Imports a catalogue and builds an index directory from it.
+fn build_index(
+    path: &Path,
+    options: &ImportOptions,
+    config: IndexConfig,
+    out: &Path,
+    show_progress: bool,
+) -> Result<(Manifest, catalog::ImportReport)> {
+    let progress = shelf::progress::bar(0, "reading", show_progress);
+    let catalog = catalog::import_file(path, options, &|n| {
+        if n % 1024 == 0 {
+            progress.set_position(n)
+        }
+    })
+    .with_context(|| format!("importing {}", path.display()))?;
+    progress.finish_and_clear();
+    let mut build = BuildOptions::new(&path.display().to_string(), options.format, &index::fingerprint_file(path)?);
+    build.config = config;
+    build.show_progress = show_progress;
+    let manifest = index::build(&catalog, &build, out)?;
+    Ok((manifest, catalog.report))
+}
+
+fn run_search(args: SearchArgs) -> Result<()> {
+    let engine = Engine::open(&args.index)?;
+    let mut filters = Filters::default();
+    for clause in &args.filters {
+        filters.add_clause(clause).map_err(anyhow::Error::msg)?;
+    }
+    let request = |text: String| SearchRequest {
+        query: text,
+        k: args.k,
+        ranker: args.ranker,
+        filters: filters.clone(),
+        facets: args.facets,
+        explain: false,
+    };
+    if let Some(path) = &args.queries {
+        return search_many(&engine, path, request, args.json);
+    }
+    let response = engine.search(&request(args.query.join(" ")))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&response)?);
+    } else {
+        print_response(&response);
+    }
+    Ok(())
+}
+
+fn print_response(response: &SearchResponse) {
+    println!(
+        "{} matching products for \"{}\" ({} ms{})",
+        response.total_candidates,
+        response.query,
+        response.took_ms,
+        if response.fuzzy { ", typo tolerance on" } else { "" }
+    );
+    for hit in &response.results {
+        println!("{:>3}. {:>8.3}  {:<10} {}", hit.rank, hit.score, hit.id, hit.title);
+    }
+    if let Some(facets) = &response.facets {
+        let show = |counts: &[shelf::search::FacetCount]| {
+            counts.iter().take(8).map(|c| format!("{} ({})", c.value, c.count)).collect::<Vec<_>>().join(", ")
+        };
+        println!("brands: {}", show(&facets.brand));
+        println!("categories: {}", show(&facets.category));
+    }
+}
+
+/// Runs a query file and reports latency percentiles: the numbers the README quotes.
+fn search_many(engine: &Engine, path: &Path, request: impl Fn(String) -> SearchRequest, json: bool) -> Result<()> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let queries = shelf::eval::trec::read_queries(std::io::BufReader::new(file))?;
+    if queries.is_empty() {
+        bail!("{} holds no queries", path.display());
+    }
+    let mut millis = Vec::with_capacity(queries.len());
+    let mut empty = 0;
+    for (_, text) in &queries {
+        let started = Instant::now();
+        let response = engine.search(&request(text.clone()))?;
+        millis.push(started.elapsed().as_secs_f64() * 1e3);
+        empty += usize::from(response.results.is_empty());
+    }
+    millis.sort_by(f64::total_cmp);
+    let at = |q: f64| millis[((millis.len() - 1) as f64 * q).round() as usize];
+    let summary = serde_json::json!({
+        "queries": queries.len(), "no_results": empty,
+        "p50_ms": at(0.5), "p95_ms": at(0.95), "p99_ms": at(0.99), "max_ms": at(1.0),
+        "mean_ms": millis.iter().sum::<f64>() / millis.len() as f64,
+    });
+    if json {
+        println!("{summary}");
+    } else {
+        println!(
+            "{} queries ({} without results): p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            queries.len(),
+            empty,
+            at(0.5),
+            at(0.95),
+            at(0.99),
+            at(1.0)
+        );
+    }
+    Ok(())
+}
+
+fn run_serve(index: &Path, addr: SocketAddr, admin_token: Option<String>, banner: Option<String>) -> Result<()> {
+    let state = server::AppState::open(index, admin_token)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot listen on {addr} (is another server running there? pick another --addr)")
+        })?;
+        let products = state.engine().index().lexical.num_products();
+        tracing::info!(%addr, products, index = %index.display(), "serving");
+        if let Some(banner) = banner {
+            println!("{banner}");
+        }
+        server::serve(listener, state).await?;
+        Ok(())
+    })
+}
+
+fn run_demo(args: DemoArgs) -> Result<()> {
+    let root = &args.root;
+    let catalog_path = root.join(demo::CATALOG_PATH);
+    if matches!(args.action, Some(DemoAction::Generate)) || !catalog_path.exists() {
+        let generated = demo::generate();
+        generated.write(root)?;
+        println!(
+            "wrote the demo shop: {} products in {}, {} judged queries in {}",
+            generated.products.len(),
+            catalog_path.display(),
+            generated.queries.len(),
+            root.join(demo::QUERIES_PATH).display()
+        );
+        if args.action.is_some() {
+            return Ok(());
+        }
+    }
+    let index_dir = root.join("index/demo");
+    let fingerprint = index::fingerprint_file(&catalog_path)?;
+    let fresh = Manifest::read(&index_dir).is_ok_and(|m| m.catalog.fingerprint == fingerprint);
+    if fresh {
+        println!("demo index {} is up to date", index_dir.display());
+    } else {
+        let config_path = root.join(DEFAULT_CONFIG);
+        let config = if config_path.exists() { IndexConfig::from_file(&config_path)? } else { IndexConfig::default() };
+        let options = ImportOptions::new(Format::Jsonl);
+        let (manifest, report) = build_index(&catalog_path, &options, config, &index_dir, true)?;
+        println!("{report}");
+        println!("built the demo index {} ({} products)", index_dir.display(), manifest.counts.products);
+    }
+    if args.no_serve {
+        return Ok(());
+    }
+    let base = format!("http://{}", args.addr);
+    let banner = format!(
+        "\nshelf demo is serving on {base}  (open {base}/ in a browser; Ctrl-C stops)\n\n\
+         try:\n  \
+         curl '{base}/search?q=36+in+vanity+grey&k=5'\n  \
+         curl '{base}/search?q=couch&filter=price:..800&filter=rating:4'\n  \
+         curl -X POST {base}/search -H 'content-type: application/json' \\\n       \
+         -d '{{\"q\": \"office chair\", \"k\": 3, \"filter\": {{\"brand\": [\"Loftline\"]}}}}'\n  \
+         curl {base}/products/D00001\n  \
+         curl {base}/metrics\n"
+    );
+    run_serve(&index_dir, args.addr, args.admin_token, Some(banner))
+}

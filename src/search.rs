@@ -1,0 +1,308 @@
+//! What a search asks for and what it answers: the request and response types shared by the
+//! CLI, the HTTP API and the evaluation harness.
+//!
+//! Filters have one text form, used by `shelf search --filter` and `GET /search?filter=`:
+//!
+//! ```
+//! use shelf::search::Filters;
+//!
+//! let mut filters = Filters::default();
+//! for clause in ["brand:Acme", "category:Furniture > Chairs", "price:10..150", "rating:4", "in_stock:true"] {
+//!     filters.add_clause(clause).unwrap();
+//! }
+//! assert_eq!(filters.price_max, Some(150.0));
+//! assert!(filters.add_clause("colour:red").unwrap_err().contains("unknown filter field"));
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Product;
+
+/// The most results one request may ask for.
+pub const MAX_K: usize = 200;
+/// Results returned when a request does not say.
+pub const DEFAULT_K: usize = 10;
+
+/// Which ranking pipeline orders the results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RankerKind {
+    /// Lexical BM25 over the weighted product fields.
+    Bm25,
+    /// Embedding similarity (approximate nearest neighbours).
+    Dense,
+    /// BM25 and dense candidates fused.
+    Hybrid,
+    /// A LightGBM LambdaMART model over hybrid candidates.
+    Ltr,
+    /// The neural multi-head ranker over hybrid candidates.
+    Neural,
+}
+
+impl RankerKind {
+    pub const NAMES: &'static str = "bm25, dense, hybrid, ltr, neural";
+}
+
+impl FromStr for RankerKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "bm25" => Ok(RankerKind::Bm25),
+            "dense" => Ok(RankerKind::Dense),
+            "hybrid" => Ok(RankerKind::Hybrid),
+            "ltr" => Ok(RankerKind::Ltr),
+            "neural" => Ok(RankerKind::Neural),
+            other => Err(format!("unknown ranker '{other}' (rankers: {})", RankerKind::NAMES)),
+        }
+    }
+}
+
+impl fmt::Display for RankerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            RankerKind::Bm25 => "bm25",
+            RankerKind::Dense => "dense",
+            RankerKind::Hybrid => "hybrid",
+            RankerKind::Ltr => "ltr",
+            RankerKind::Neural => "neural",
+        };
+        f.write_str(name)
+    }
+}
+
+/// Restrictions on which products may be returned. All set restrictions must hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Filters {
+    /// Any of these brands (case-insensitive).
+    pub brand: Vec<String>,
+    /// This category or any below it: `Furniture` or `Furniture > Chairs` (case-insensitive).
+    pub category: Option<String>,
+    pub price_min: Option<f64>,
+    pub price_max: Option<f64>,
+    pub min_rating: Option<f64>,
+    pub in_stock: Option<bool>,
+}
+
+impl Filters {
+    pub const FIELDS: &'static str = "brand, category, price, rating, in_stock";
+
+    pub fn is_empty(&self) -> bool {
+        *self == Filters::default()
+    }
+
+    /// Adds one `field:value` clause: `brand:NAME` (repeat for several brands),
+    /// `category:A > B`, `price:MIN..MAX` (either end may be left out), `rating:MIN`,
+    /// `in_stock:true|false`.
+    /// A clause that fails leaves the filters as they were.
+    pub fn add_clause(&mut self, clause: &str) -> Result<(), String> {
+        let mut next = self.clone();
+        next.apply_clause(clause)?;
+        next.validate()?;
+        *self = next;
+        Ok(())
+    }
+
+    fn apply_clause(&mut self, clause: &str) -> Result<(), String> {
+        let (field, value) = clause
+            .split_once(':')
+            .ok_or_else(|| format!("filter '{clause}' must look like field:value (fields: {})", Self::FIELDS))?;
+        let value = value.trim();
+        let number = |text: &str, what: &str| -> Result<Option<f64>, String> {
+            let text = text.trim();
+            if text.is_empty() {
+                return Ok(None);
+            }
+            match text.parse::<f64>() {
+                Ok(n) if n.is_finite() => Ok(Some(n)),
+                _ => Err(format!("filter {what}: '{text}' is not a number")),
+            }
+        };
+        match field.trim().to_ascii_lowercase().as_str() {
+            "brand" if !value.is_empty() => self.brand.push(value.to_string()),
+            "category" if !value.is_empty() => self.category = Some(value.to_string()),
+            "price" => {
+                let (min, max) = value.split_once("..").unwrap_or((value, value));
+                self.price_min = number(min, "price")?;
+                self.price_max = number(max, "price")?;
+            }
+            "rating" | "min_rating" => self.min_rating = number(value, "rating")?,
+            "in_stock" => {
+                self.in_stock = Some(match value.to_ascii_lowercase().as_str() {
+                    "true" | "yes" | "1" => true,
+                    "false" | "no" | "0" => false,
+                    other => return Err(format!("filter in_stock: expected true or false, got '{other}'")),
+                })
+            }
+            "brand" | "category" => return Err(format!("filter {field}: the value is empty")),
+            other => return Err(format!("unknown filter field '{other}' (fields: {})", Self::FIELDS)),
+        }
+        Ok(())
+    }
+
+    /// Checks ranges that no product could satisfy because they are written wrongly.
+    pub fn validate(&self) -> Result<(), String> {
+        if let (Some(min), Some(max)) = (self.price_min, self.price_max) {
+            if min > max {
+                return Err(format!("filter price: minimum {min} is above maximum {max}"));
+            }
+        }
+        for price in [self.price_min, self.price_max].into_iter().flatten() {
+            if !price.is_finite() {
+                return Err("filter price: not a finite number".into());
+            }
+        }
+        if let Some(rating) = self.min_rating {
+            if !(0.0..=5.0).contains(&rating) {
+                return Err(format!("filter rating: must be between 0 and 5, got {rating}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchRequest {
+    pub query: String,
+    pub k: usize,
+    pub ranker: RankerKind,
+    pub filters: Filters,
+    /// Count brands and categories over all matching products.
+    pub facets: bool,
+    pub explain: bool,
+}
+
+impl SearchRequest {
+    pub fn new(query: impl Into<String>) -> Self {
+        SearchRequest {
+            query: query.into(),
+            k: DEFAULT_K,
+            ranker: RankerKind::Bm25,
+            filters: Filters::default(),
+            facets: false,
+            explain: false,
+        }
+    }
+
+    pub fn with_k(mut self, k: usize) -> Self {
+        self.k = k;
+        self
+    }
+
+    /// Checks the limits every entry point shares.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.query.trim().is_empty() {
+            return Err("q must not be empty".into());
+        }
+        if self.k == 0 || self.k > MAX_K {
+            return Err(format!("k must be between 1 and {MAX_K}, got {}", self.k));
+        }
+        self.filters.validate()
+    }
+}
+
+/// The rank and score a result had in one candidate source.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SourceScore {
+    /// 1-based rank within that source.
+    pub rank: usize,
+    pub score: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hit {
+    pub id: String,
+    pub title: String,
+    pub score: f32,
+    /// 1-based rank in this response.
+    pub rank: usize,
+    /// Each candidate source that proposed this product (`bm25`, `dense`), with its rank there.
+    pub sources: BTreeMap<String, SourceScore>,
+    pub product: Product,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explain: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FacetCount {
+    pub value: String,
+    pub count: u64,
+}
+
+/// Counts of brands and categories over every product that matched.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Facets {
+    pub brand: Vec<FacetCount>,
+    /// Top-level categories, and the children of the filtered category when there is one.
+    pub category: Vec<FacetCount>,
+}
+
+/// Milliseconds spent in each stage; a stage the ranker did not use is left out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lexical: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dense: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fusion: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub features: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rank: Option<f64>,
+    /// Reading the returned products from the store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fetch: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchResponse {
+    pub query: String,
+    pub ranker: RankerKind,
+    pub took_ms: f64,
+    /// Products that matched before the cut to `k`.
+    pub total_candidates: u64,
+    /// True when typo tolerance (fuzzy matching) took part.
+    pub fuzzy: bool,
+    pub results: Vec<Hit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub facets: Option<Facets>,
+    pub timings_ms: Timings,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_clauses_parse_and_bad_ones_say_why() {
+        let mut filters = Filters::default();
+        filters.add_clause("price:..50").unwrap();
+        assert_eq!((filters.price_min, filters.price_max), (None, Some(50.0)));
+        filters.add_clause("price:20..").unwrap();
+        assert_eq!((filters.price_min, filters.price_max), (Some(20.0), None));
+        filters.add_clause("brand:A:B Co").unwrap();
+        assert_eq!(filters.brand, ["A:B Co"]);
+        assert!(filters.add_clause("price:50..10").unwrap_err().contains("above maximum"));
+        assert!(filters.add_clause("price:cheap").unwrap_err().contains("not a number"));
+        assert!(filters.add_clause("rating:9").unwrap_err().contains("between 0 and 5"));
+        assert!(filters.add_clause("in_stock:maybe").is_err());
+        assert!(filters.add_clause("nocolon").unwrap_err().contains("field:value"));
+        assert!(filters.add_clause("brand:").is_err());
+    }
+
+    #[test]
+    fn request_limits() {
+        assert!(SearchRequest::new("chair").validate().is_ok());
+        assert!(SearchRequest::new("  ").validate().is_err());
+        assert!(SearchRequest::new("chair").with_k(0).validate().is_err());
+        assert!(SearchRequest::new("chair").with_k(MAX_K + 1).validate().is_err());
+        assert!("BM25".parse::<RankerKind>().is_ok());
+        assert!("magic".parse::<RankerKind>().unwrap_err().contains("unknown ranker"));
+    }
+}

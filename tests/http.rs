@@ -1,0 +1,283 @@
+//! The HTTP API over a real socket: shapes, filters, facets, and the bad-input table.
+
+mod common;
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use shelf::server::{router, AppState};
+
+struct Server {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Server {
+    async fn start(token: Option<&str>) -> (Server, Arc<AppState>) {
+        let state = AppState::open(common::demo_index(), token.map(String::from)).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = router(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (Server { base, client: reqwest::Client::new() }, state)
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let response = self.client.get(format!("{}{path}", self.base)).send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, body: Value) -> (StatusCode, Value) {
+        self.post_raw("/search", body.to_string()).await
+    }
+}
+
+fn ids(body: &Value) -> Vec<String> {
+    body["results"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn search_returns_the_documented_shape() {
+    let (server, _) = Server::start(None).await;
+    let (status, body) = server.get("/search?q=36+in+vanity+grey&k=5").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["query"], "36 in vanity grey");
+    assert_eq!(body["ranker"], "bm25");
+    assert!(body["took_ms"].as_f64().unwrap() >= 0.0);
+    assert!(body["total_candidates"].as_u64().unwrap() >= 5);
+    assert!(body["timings_ms"]["lexical"].as_f64().is_some());
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 5);
+    for (at, hit) in results.iter().enumerate() {
+        assert_eq!(hit["rank"], at + 1);
+        assert_eq!(hit["sources"]["bm25"]["rank"], at + 1);
+        assert_eq!(hit["product"]["id"], hit["id"]);
+        assert!(hit["product"]["category"].is_string());
+    }
+    let scores: Vec<f64> = results.iter().map(|h| h["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "scores descend: {scores:?}");
+    // Vanities (and vanity mirrors) of 36 in lead; the unstemmed title field matches "36in" too.
+    let top = &results[0]["product"];
+    assert_eq!(top["attributes"]["size"], "36 in", "{top}");
+    assert!(results.iter().take(3).all(|h| h["title"].as_str().unwrap().contains("Vanity")));
+    // GET and POST give the same answer.
+    let (_, posted) = server.post(json!({"q": "36 in vanity grey", "k": 5})).await;
+    assert_eq!(ids(&posted), ids(&body));
+}
+
+#[tokio::test]
+async fn filters_restrict_results_and_facets_count_them() {
+    let (server, _) = Server::start(None).await;
+    let (status, body) = server
+        .get("/search?q=office+chair&k=50&filter=brand:loftline&filter=price:100..400&filter=rating:4&filter=in_stock:true")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let results = body["results"].as_array().unwrap();
+    assert!(!results.is_empty());
+    for hit in results {
+        let p = &hit["product"];
+        assert_eq!(p["brand"], "Loftline", "brand filter is case-insensitive");
+        let price = p["price"].as_f64().unwrap();
+        assert!((100.0..=400.0).contains(&price), "{price}");
+        assert!(p["rating"].as_f64().unwrap() >= 4.0);
+        assert_eq!(p["in_stock"], true);
+    }
+    assert_eq!(body["total_candidates"].as_u64().unwrap() as usize, results.len());
+    assert_eq!(body["facets"]["brand"], json!([{"value": "Loftline", "count": results.len()}]));
+
+    // Category prefix: everything under Furniture > Office, and facets show its children.
+    let (_, body) = server.post(json!({"q": "chair", "k": 100, "filter": {"category": "furniture > office"}})).await;
+    let results = body["results"].as_array().unwrap();
+    assert!(!results.is_empty());
+    assert!(results.iter().all(|h| h["product"]["category"].as_str().unwrap().starts_with("Furniture > Office >")));
+    let categories: Vec<&str> =
+        body["facets"]["category"].as_array().unwrap().iter().map(|c| c["value"].as_str().unwrap()).collect();
+    assert!(categories.contains(&"Furniture"), "{categories:?}");
+    assert!(categories.contains(&"Furniture > Office > Office Chairs"), "{categories:?}");
+    let total: u64 = body["facets"]["brand"].as_array().unwrap().iter().map(|c| c["count"].as_u64().unwrap()).sum();
+    assert_eq!(total, body["total_candidates"].as_u64().unwrap(), "every match has one brand");
+
+    // A brand or category that does not exist matches nothing rather than everything.
+    let (status, body) = server.get("/search?q=chair&filter=brand:Nobody").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["total_candidates"], 0);
+}
+
+#[tokio::test]
+async fn odd_queries_just_work() {
+    let (server, _) = Server::start(None).await;
+    let long = "grey sofa ".repeat(1000);
+    let odd = [
+        "\"office chair\"",
+        "title:sofa",
+        "(lamp) AND -rug",
+        "*",
+        "sofa^10",
+        "café lämp ☕",
+        "🛋️",
+        "36\" vanity",
+        "a:b:c:d",
+        "\\",
+        "'",
+        "~2",
+        "NOT",
+        long.as_str(),
+    ];
+    for q in odd {
+        let (status, body) = server.post(json!({"q": q})).await;
+        assert_eq!(status, StatusCode::OK, "query {q:?}: {body}");
+        assert!(body["results"].is_array());
+    }
+    let (_, body) = server.post(json!({"q": "title:sofa"})).await;
+    assert!(body["results"][0]["title"].as_str().unwrap().to_lowercase().contains("sofa"));
+    // A misspelled word is matched fuzzily.
+    let (_, body) = server.get("/search?q=recliiner&k=3").await;
+    assert_eq!(body["fuzzy"], true);
+    assert!(
+        body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["product"]["category"].as_str().unwrap().ends_with("Recliners")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_4xx_with_an_error_object_and_the_server_stays_up() {
+    let (server, _) = Server::start(None).await;
+    let cases: Vec<(&str, Option<String>, StatusCode, &str)> = vec![
+        ("missing q", Some("/search".into()), StatusCode::BAD_REQUEST, "invalid_request"),
+        ("empty q", Some("/search?q=".into()), StatusCode::BAD_REQUEST, "invalid_request"),
+        ("k=0", Some("/search?q=sofa&k=0".into()), StatusCode::BAD_REQUEST, "invalid_request"),
+        ("huge k", Some("/search?q=sofa&k=1000000".into()), StatusCode::BAD_REQUEST, "invalid_request"),
+        ("k not a number", Some("/search?q=sofa&k=ten".into()), StatusCode::BAD_REQUEST, "invalid_request"),
+        ("negative k", Some("/search?q=sofa&k=-1".into()), StatusCode::BAD_REQUEST, "invalid_request"),
+        ("unknown ranker", Some("/search?q=sofa&ranker=magic".into()), StatusCode::BAD_REQUEST, "unknown_ranker"),
+        ("ranker not built", Some("/search?q=sofa&ranker=ltr".into()), StatusCode::BAD_REQUEST, "ranker_unavailable"),
+        (
+            "unknown filter field",
+            Some("/search?q=sofa&filter=colour:red".into()),
+            StatusCode::BAD_REQUEST,
+            "invalid_filter",
+        ),
+        ("bad price", Some("/search?q=sofa&filter=price:cheap".into()), StatusCode::BAD_REQUEST, "invalid_filter"),
+        ("bad bool", Some("/search?q=sofa&explain=maybe".into()), StatusCode::BAD_REQUEST, "invalid_request"),
+        ("unknown parameter", Some("/search?q=sofa&kk=3".into()), StatusCode::BAD_REQUEST, "unknown_parameter"),
+        ("unknown product", Some("/products/NOPE".into()), StatusCode::NOT_FOUND, "not_found"),
+        ("unknown route", Some("/nowhere".into()), StatusCode::NOT_FOUND, "not_found"),
+    ];
+    for (name, path, status, code) in cases {
+        let (got, body) = server.get(path.as_deref().unwrap()).await;
+        assert_eq!(got, status, "{name}: {body}");
+        assert_eq!(body["error"]["code"], code, "{name}: {body}");
+        assert!(!body["error"]["message"].as_str().unwrap().is_empty(), "{name}");
+    }
+    let posts: Vec<(&str, String, StatusCode, &str)> = vec![
+        ("invalid json", "{\"q\": ".into(), StatusCode::BAD_REQUEST, "invalid_json"),
+        ("not an object", "[1, 2]".into(), StatusCode::BAD_REQUEST, "invalid_request"),
+        ("q wrong type", json!({"q": 5}).to_string(), StatusCode::BAD_REQUEST, "invalid_request"),
+        ("k wrong type", json!({"q": "sofa", "k": "many"}).to_string(), StatusCode::BAD_REQUEST, "invalid_request"),
+        ("k too big", json!({"q": "sofa", "k": 1000000}).to_string(), StatusCode::BAD_REQUEST, "invalid_request"),
+        ("missing q", json!({"k": 3}).to_string(), StatusCode::BAD_REQUEST, "invalid_request"),
+        (
+            "unknown field",
+            json!({"q": "sofa", "colour": "red"}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "unknown filter field",
+            json!({"q": "sofa", "filter": {"colour": "red"}}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "bad rating",
+            json!({"q": "sofa", "filter": {"min_rating": 11}}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "unknown ranker",
+            json!({"q": "sofa", "ranker": "magic"}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "unknown_ranker",
+        ),
+        (
+            "huge body",
+            format!("{{\"q\": \"{}\"}}", "a".repeat(200_000)),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
+    ];
+    for (name, body, status, code) in posts {
+        let (got, answer) = server.post_raw("/search", body).await;
+        assert_eq!(got, status, "{name}: {answer}");
+        assert_eq!(answer["error"]["code"], code, "{name}: {answer}");
+    }
+    let (status, body) = server.get("/healthz").await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+    let (status, body) = server.get("/search?q=sofa").await;
+    assert_eq!(status, StatusCode::OK, "still serving after bad input");
+    assert!(!ids(&body).is_empty());
+}
+
+#[tokio::test]
+async fn products_readiness_metrics_openapi_and_page() {
+    let (server, _) = Server::start(None).await;
+    let (status, body) = server.get("/products/D00001").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["id"], "D00001");
+    assert!(body["title"].as_str().unwrap().contains("Sofa"));
+    let (status, body) = server.get("/readyz").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["products"].as_u64().unwrap(), body["manifest"]["counts"]["products"].as_u64().unwrap());
+    let (status, body) = server.get("/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body["paths"]["/search"]["get"].is_object());
+    server.get("/search?q=lamp").await;
+    let metrics = server.client.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("shelf_http_requests_total"), "{metrics}");
+    let page = server.client.get(format!("{}/", server.base)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("<form") && page.contains("/search?"));
+}
+
+#[tokio::test]
+async fn reload_needs_the_token_and_keeps_serving() {
+    let (server, _) = Server::start(Some("s3cret")).await;
+    let reload = |token: Option<&'static str>| {
+        let mut request = server.client.post(format!("{}/admin/reload", server.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    assert_eq!(reload(None).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(reload(Some("wrong")).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let response = reload(Some("s3cret")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "reloaded");
+    let (status, _) = server.get("/search?q=sofa").await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (open, _) = Server::start(None).await;
+    let response = open.client.post(format!("{}/admin/reload", open.base)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN, "no token configured: reload is off");
+}
