@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The front door. Each command sets up what it needs first (scripts/setup.sh).
+#   ./run.sh demo   build the bundled demo index and serve it on http://127.0.0.1:8080
+#   ./run.sh test   formatting, lints and the whole test suite
+set -euo pipefail
+cd "$(dirname "$0")"
+
+usage() { sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -ge 1 ] || usage
+command="$1"
+shift
+
+# shellcheck source=scripts/setup.sh
+. scripts/setup.sh
+
+case "$command" in
+  demo)
+    cargo build --release --locked
+    exec "${CARGO_TARGET_DIR:-target}/release/shelf" demo "$@"
+    ;;
+  test)
+    cargo fmt --check
+    cargo clippy --locked --all-targets -- -D warnings
+    cargo test --locked "$@"
+    ;;
+  *) usage ;;
+esac
