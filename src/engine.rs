@@ -67,18 +67,41 @@ impl Engine {
         Ok(self.index.lexical.find(id)?)
     }
 
+    /// Scores only the given products for `query` (the rerank protocol). Products the
+    /// ranker cannot score are left out; callers rank them last.
+    pub fn score_products(
+        &self,
+        query: &str,
+        ranker: RankerKind,
+        ids: &[String],
+    ) -> Result<Vec<(String, f32)>, SearchError> {
+        self.check_ranker(ranker)?;
+        Ok(self.index.lexical.score_ids(query, ids, &self.index.config.lexical)?)
+    }
+
+    /// Replaces the index's configuration for this engine (tuning experiments).
+    pub fn with_config(mut self, config: crate::index::IndexConfig) -> Engine {
+        self.index.config = config;
+        self
+    }
+
+    fn check_ranker(&self, ranker: RankerKind) -> Result<(), SearchError> {
+        if self.rankers().contains(&ranker) {
+            return Ok(());
+        }
+        Err(SearchError::RankerUnavailable {
+            ranker,
+            reason: format!(
+                "this index serves {}",
+                self.rankers().iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            ),
+        })
+    }
+
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResponse, SearchError> {
         let started = Instant::now();
         request.validate().map_err(SearchError::InvalidRequest)?;
-        if !self.rankers().contains(&request.ranker) {
-            return Err(SearchError::RankerUnavailable {
-                ranker: request.ranker,
-                reason: format!(
-                    "this index serves {}",
-                    self.rankers().iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-                ),
-            });
-        }
+        self.check_ranker(request.ranker)?;
         let lexical = &self.index.lexical;
         let found =
             lexical.search(&request.query, &request.filters, request.k, request.facets, &self.index.config.lexical)?;

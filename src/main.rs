@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use shelf::catalog::{self, ColumnMap, Format, ImportOptions, OnError};
 use shelf::engine::Engine;
+use shelf::eval::{self, compare, trec, EvalOptions, Protocol};
 use shelf::index::{self, BuildOptions, IndexConfig, Manifest};
 use shelf::search::{Filters, RankerKind, SearchRequest, SearchResponse, DEFAULT_K};
 use shelf::{demo, server};
@@ -31,6 +32,71 @@ enum Command {
     Serve(ServeArgs),
     /// Build the bundled demo index if it is missing or stale, then serve it.
     Demo(DemoArgs),
+    /// Measure relevance on a judged query set, or compare two runs.
+    Eval(EvalArgs),
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct EvalArgs {
+    #[command(subcommand)]
+    action: Option<EvalAction>,
+    #[arg(long)]
+    index: Option<PathBuf>,
+    /// `qid<TAB>query` file.
+    #[arg(long)]
+    queries: Option<PathBuf>,
+    /// `qid 0 docid grade` file.
+    #[arg(long)]
+    qrels: Option<PathBuf>,
+    /// rerank: order each query's judged products; retrieve: search everything, top 100.
+    #[arg(long, default_value = "retrieve")]
+    protocol: Protocol,
+    #[arg(long, default_value = "bm25")]
+    ranker: RankerKind,
+    /// Write the run (`qid Q0 docid rank score tag`) to this file.
+    #[arg(long)]
+    run: Option<PathBuf>,
+    /// Lowest grade that counts as relevant for MRR, MAP, P and recall.
+    #[arg(long, default_value_t = eval::DEFAULT_THRESHOLD)]
+    threshold: i32,
+    /// Use this index configuration instead of the index's own config.toml (for tuning).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum EvalAction {
+    /// Compare two runs: side-by-side metrics, per-query deltas, paired significance tests.
+    Compare(CompareArgs),
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// The baseline run.
+    run_a: PathBuf,
+    /// The candidate run.
+    run_b: PathBuf,
+    #[arg(long)]
+    qrels: PathBuf,
+    /// Query texts for the report.
+    #[arg(long)]
+    queries: Option<PathBuf>,
+    /// The metric for deltas and tests.
+    #[arg(long, default_value = "ndcg@10")]
+    metric: String,
+    #[arg(long, default_value_t = eval::DEFAULT_THRESHOLD)]
+    threshold: i32,
+    /// Queries listed among the biggest gains and losses.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Also write a markdown report to this file.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -131,6 +197,10 @@ fn main() {
         Command::Search(args) => run_search(args),
         Command::Serve(args) => run_serve(&args.index, args.addr, args.admin_token, None),
         Command::Demo(args) => run_demo(args),
+        Command::Eval(args) => match args.action {
+            Some(EvalAction::Compare(compare)) => run_compare(compare),
+            None => run_eval(args),
+        },
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");
@@ -313,12 +383,14 @@ fn run_demo(args: DemoArgs) -> Result<()> {
     }
     let index_dir = root.join("index/demo");
     let fingerprint = index::fingerprint_file(&catalog_path)?;
-    let fresh = Manifest::read(&index_dir).is_ok_and(|m| m.catalog.fingerprint == fingerprint);
+    let config_path = root.join(DEFAULT_CONFIG);
+    let config = if config_path.exists() { IndexConfig::from_file(&config_path)? } else { IndexConfig::default() };
+    // Rebuild when the catalogue or the configuration changed since the last build.
+    let fresh = Manifest::read(&index_dir).is_ok_and(|m| m.catalog.fingerprint == fingerprint)
+        && IndexConfig::from_file(&index_dir.join(index::CONFIG_FILE)).is_ok_and(|built| built == config);
     if fresh {
         println!("demo index {} is up to date", index_dir.display());
     } else {
-        let config_path = root.join(DEFAULT_CONFIG);
-        let config = if config_path.exists() { IndexConfig::from_file(&config_path)? } else { IndexConfig::default() };
         let options = ImportOptions::new(Format::Jsonl);
         let (manifest, report) = build_index(&catalog_path, &options, config, &index_dir, true)?;
         println!("{report}");
@@ -339,4 +411,84 @@ fn run_demo(args: DemoArgs) -> Result<()> {
          curl {base}/metrics\n"
     );
     run_serve(&index_dir, args.addr, args.admin_token, Some(banner))
+}
+
+fn open_reader(path: &Path) -> Result<std::io::BufReader<std::fs::File>> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    Ok(std::io::BufReader::new(file))
+}
+
+fn read_queries_file(path: &Path) -> Result<Vec<(String, String)>> {
+    trec::read_queries(open_reader(path)?).with_context(|| format!("reading queries {}", path.display()))
+}
+
+fn read_qrels_file(path: &Path) -> Result<trec::Qrels> {
+    trec::read_qrels(open_reader(path)?).with_context(|| format!("reading qrels {}", path.display()))
+}
+
+fn run_eval(args: EvalArgs) -> Result<()> {
+    let missing = |name: &str| anyhow::anyhow!("shelf eval needs --{name} (or use `shelf eval compare`)");
+    let index = args.index.ok_or_else(|| missing("index"))?;
+    let queries = read_queries_file(&args.queries.ok_or_else(|| missing("queries"))?)?;
+    let qrels = read_qrels_file(&args.qrels.ok_or_else(|| missing("qrels"))?)?;
+    let mut engine = Engine::open(&index)?;
+    if let Some(config) = &args.config {
+        engine = engine.with_config(IndexConfig::from_file(config)?);
+    }
+    let options = EvalOptions {
+        protocol: args.protocol,
+        ranker: args.ranker,
+        threshold: args.threshold,
+        show_progress: !args.json,
+    };
+    let report = eval::evaluate(&engine, &queries, &qrels, &options)?;
+    if let Some(path) = &args.run {
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        );
+        eval::write_run(&mut out, &report, &format!("shelf-{}", args.ranker))?;
+        std::io::Write::flush(&mut out)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    println!(
+        "{} ranker, {} protocol: {} judged queries ({} without judgments skipped), relevant = grade >= {}, {:.1}s",
+        report.ranker, report.protocol, report.queries, report.skipped_queries, report.threshold, report.seconds
+    );
+    println!("{}", eval::metrics::NAMES.map(|n| format!("{n:>10}")).join(" "));
+    println!("{}", eval::metrics::NAMES.map(|n| format!("{:>10.4}", report.mean.get(n).unwrap_or(0.0))).join(" "));
+    Ok(())
+}
+
+fn run_compare(args: CompareArgs) -> Result<()> {
+    let read_run = |path: &Path| -> Result<trec::Run> {
+        trec::read_run(open_reader(path)?).with_context(|| format!("reading run {}", path.display()))
+    };
+    let (a, b) = (read_run(&args.run_a)?, read_run(&args.run_b)?);
+    let qrels = read_qrels_file(&args.qrels)?;
+    let texts = match &args.queries {
+        Some(path) => compare::texts(&read_queries_file(path)?),
+        None => Default::default(),
+    };
+    let name =
+        |path: &Path| path.file_stem().map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned());
+    let options = compare::Options {
+        metric: args.metric,
+        threshold: args.threshold,
+        top: args.top,
+        names: (name(&args.run_a), name(&args.run_b)),
+        ..Default::default()
+    };
+    let comparison = compare::compare(&a, &b, &qrels, &texts, &options).map_err(anyhow::Error::msg)?;
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, comparison.markdown()).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&comparison)?);
+    } else {
+        print!("{}", comparison.text());
+    }
+    Ok(())
 }

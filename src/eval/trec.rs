@@ -23,6 +23,42 @@ pub enum TrecError {
     Io(#[from] std::io::Error),
 }
 
+/// A run: query id → scored documents (in file order; rank them with
+/// [`rank_like_trec_eval`](super::metrics::rank_like_trec_eval)).
+pub type Run = BTreeMap<String, Vec<(String, f64)>>;
+
+/// Reads `qid Q0 docid rank score tag` lines. A document listed twice for one query is an
+/// error, as in trec_eval.
+pub fn read_run(reader: impl BufRead) -> Result<Run, TrecError> {
+    let mut run = Run::new();
+    let mut seen = std::collections::HashSet::new();
+    for (at, line) in reader.lines().enumerate() {
+        let line = line?;
+        let columns: Vec<&str> = line.split_whitespace().collect();
+        if columns.is_empty() {
+            continue;
+        }
+        let error = |message: &str| TrecError::Format { line: at + 1, message: message.to_string() };
+        if columns.len() != 6 {
+            return Err(error("expected `qid Q0 docid rank score tag`"));
+        }
+        let score: f64 = columns[4].parse().map_err(|_| error("the score is not a number"))?;
+        if !seen.insert((columns[0].to_string(), columns[2].to_string())) {
+            return Err(error("the document is listed twice for this query"));
+        }
+        run.entry(columns[0].to_string()).or_default().push((columns[2].to_string(), score));
+    }
+    Ok(run)
+}
+
+/// Writes one query's ranking (best first) as run lines.
+pub fn write_run_query(mut out: impl Write, qid: &str, ranked: &[(String, f64)], tag: &str) -> std::io::Result<()> {
+    for (at, (doc, score)) in ranked.iter().enumerate() {
+        writeln!(out, "{qid} Q0 {doc} {} {score:.6} {tag}", at + 1)?;
+    }
+    Ok(())
+}
+
 /// Reads `qid<TAB>query` lines, in file order. Blank lines are skipped.
 pub fn read_queries(reader: impl BufRead) -> Result<Vec<(String, String)>, TrecError> {
     let mut queries = Vec::new();
@@ -89,5 +125,9 @@ mod tests {
         assert_eq!(error.to_string(), "line 2: expected `qid 0 docid grade`");
         let error = read_qrels("q1 0 a high\n".as_bytes()).unwrap_err();
         assert_eq!(error.to_string(), "line 1: the grade is not an integer");
+        let error = read_run("q1 Q0 a 1 2.5 t\nq1 Q0 a 2 1.0 t\n".as_bytes()).unwrap_err();
+        assert_eq!(error.to_string(), "line 2: the document is listed twice for this query");
+        let run = read_run("q1 Q0 a 1 2.5 t\n\nq2\tQ0 b 1 -1e2 t\n".as_bytes()).unwrap();
+        assert_eq!(run["q2"], [("b".to_string(), -100.0)]);
     }
 }

@@ -55,12 +55,12 @@ impl Default for FieldBoosts {
     fn default() -> Self {
         FieldBoosts {
             title: 2.0,
-            title_raw: 1.0,
+            title_raw: 0.75,
             joined: 3.0,
-            description: 0.3,
+            description: 0.6,
             brand: 1.0,
-            category: 1.0,
-            attributes: 0.5,
+            category: 1.5,
+            attributes: 1.0,
         }
     }
 }
@@ -75,13 +75,14 @@ pub struct FuzzyConfig {
     pub min_hits: usize,
     /// Terms shorter than this are never fuzzy (too many near neighbours).
     pub min_term_len: usize,
-    /// Score of a fuzzy match (an exact BM25 term match scores about 2 to 10).
+    /// Score of a fuzzy match (an exact BM25 term match scores about 2 to 10). High, because
+    /// a word no title contains is usually the word the shopper cares about, misspelled.
     pub boost: f32,
 }
 
 impl Default for FuzzyConfig {
     fn default() -> Self {
-        FuzzyConfig { enabled: true, min_hits: 10, min_term_len: 4, boost: 2.0 }
+        FuzzyConfig { enabled: true, min_hits: 10, min_term_len: 4, boost: 10.0 }
     }
 }
 
@@ -133,5 +134,8 @@ mod tests {
         assert!(toml::from_str::<IndexConfig>("[lexical.boosts]\ntitel = 5.0\n").is_err());
         let round_trip: IndexConfig = toml::from_str(&IndexConfig::default().to_toml()).unwrap();
         assert_eq!(round_trip, IndexConfig::default());
+        let shipped =
+            IndexConfig::from_file(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("index/shelf.toml"));
+        assert_eq!(shipped.unwrap(), IndexConfig::default(), "index/shelf.toml holds the defaults");
     }
 }

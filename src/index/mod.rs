@@ -39,7 +39,8 @@ use crate::catalog::{Catalog, Format};
 use crate::lexical::LexicalIndex;
 
 const LEXICAL_DIR: &str = "lexical";
-const CONFIG_FILE: &str = "config.toml";
+/// The configuration file inside an index directory.
+pub const CONFIG_FILE: &str = "config.toml";
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {

@@ -210,6 +210,27 @@ impl LexicalIndex {
         self.categories.get(&category_path(path).join(" > ").to_lowercase()).cloned()
     }
 
+    /// BM25 scores of the given products only (those the text does not match are left out):
+    /// how the rerank protocol orders a query's judged products.
+    pub fn score_ids(&self, text: &str, ids: &[String], config: &LexicalConfig) -> tantivy::Result<Vec<(String, f32)>> {
+        let searcher = self.reader.searcher();
+        let plan = query::QueryPlan::new(self, &searcher, text, config)?;
+        if plan.is_empty() || ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let only = query::only_ids(self, ids);
+        let top = TopDocs::with_limit(ids.len()).order_by_score();
+        let docs = searcher.search(&plan.query(Some(only.as_ref())), &top)?;
+        let mut scored = Vec::with_capacity(docs.len());
+        for (score, doc) in docs {
+            let document: TantivyDocument = searcher.doc(doc)?;
+            if let Some(id) = document.get_first(self.fields.id).and_then(|v| v.as_str()) {
+                scored.push((id.to_string(), score));
+            }
+        }
+        Ok(scored)
+    }
+
     /// Reads the stored product of a document.
     pub fn product(&self, doc: DocAddress) -> tantivy::Result<Product> {
         self.product_with(&self.reader.searcher(), doc)

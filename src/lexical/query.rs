@@ -5,6 +5,7 @@ use std::ops::Bound;
 
 use tantivy::query::{
     BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, FuzzyTermQuery, Occur, Query, RangeQuery, TermQuery,
+    TermSetQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{Searcher, Term};
@@ -129,6 +130,12 @@ fn terms(index: &LexicalIndex, field: Field, text: &str, max: usize) -> tantivy:
         }
     }
     Ok(terms)
+}
+
+/// A query that matches exactly the products with these ids, scoring nothing.
+pub(super) fn only_ids(index: &LexicalIndex, ids: &[String]) -> Box<dyn Query> {
+    let terms = ids.iter().map(|id| Term::from_field_text(index.fields().id, id));
+    Box::new(ConstScoreQuery::new(Box::new(TermSetQuery::new(terms)), 0.0))
 }
 
 /// A query that matches exactly the products `filters` allow, scoring nothing.

@@ -1,0 +1,309 @@
+//! Two systems side by side: mean metrics, the queries that gained and lost most, and
+//! paired significance tests, as text or as a markdown report to review a ranking change
+//! like a code change.
+//!
+//! ```
+//! use shelf::eval::compare::{compare, Options};
+//! use shelf::eval::trec::{read_qrels, read_run};
+//!
+//! let qrels = read_qrels("q1 0 a 2\nq1 0 b 0\nq2 0 c 1\n".as_bytes()).unwrap();
+//! let old = read_run("q1 Q0 b 1 2 x\nq1 Q0 a 2 1 x\nq2 Q0 c 1 1 x\n".as_bytes()).unwrap();
+//! let new = read_run("q1 Q0 a 1 2 y\nq1 Q0 b 2 1 y\nq2 Q0 c 1 1 y\n".as_bytes()).unwrap();
+//! let comparison = compare(&old, &new, &qrels, &Default::default(), &Options::default()).unwrap();
+//! assert!(comparison.mean_delta() > 0.0);
+//! assert_eq!((comparison.wins, comparison.losses, comparison.ties), (1, 0, 1));
+//! ```
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use statrs::distribution::{ContinuousCDF, StudentsT};
+
+use super::metrics::{Metrics, NAMES};
+use super::trec::{Qrels, Run};
+use super::{evaluate_run, DEFAULT_THRESHOLD};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The metric the per-query deltas and tests use.
+    pub metric: String,
+    pub threshold: i32,
+    /// Queries listed among the biggest gains and losses.
+    pub top: usize,
+    /// Sign flips of the randomization test.
+    pub permutations: usize,
+    pub names: (String, String),
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            metric: "ndcg@10".into(),
+            threshold: DEFAULT_THRESHOLD,
+            top: 10,
+            permutations: 10_000,
+            names: ("A".into(), "B".into()),
+        }
+    }
+}
+
+/// One query's metric under both systems.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueryDelta {
+    pub qid: String,
+    pub query: String,
+    pub a: f64,
+    pub b: f64,
+    pub delta: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub metric: String,
+    pub names: (String, String),
+    pub queries: usize,
+    pub mean_a: Metrics,
+    pub mean_b: Metrics,
+    /// Queries where B scored higher, lower, the same.
+    pub wins: usize,
+    pub losses: usize,
+    pub ties: usize,
+    /// Two-sided paired t-test on the per-query metric.
+    pub t_statistic: f64,
+    pub t_test_p: f64,
+    /// Two-sided paired randomization (sign-flip) test.
+    pub randomization_p: f64,
+    pub permutations: usize,
+    /// Every query, biggest gain of B first.
+    pub deltas: Vec<QueryDelta>,
+    #[serde(skip)]
+    top: usize,
+}
+
+/// Compares run `b` against run `a` on the judged queries either run answers; a query one
+/// run misses scores 0 there.
+pub fn compare(
+    a: &Run,
+    b: &Run,
+    qrels: &Qrels,
+    texts: &HashMap<String, String>,
+    options: &Options,
+) -> Result<Comparison, String> {
+    if !NAMES.contains(&options.metric.as_str()) {
+        return Err(format!("unknown metric '{}' (metrics: {})", options.metric, NAMES.join(", ")));
+    }
+    let in_either: Qrels = qrels
+        .iter()
+        .filter(|(q, _)| a.contains_key(*q) || b.contains_key(*q))
+        .map(|(q, j)| (q.clone(), j.clone()))
+        .collect();
+    if in_either.is_empty() {
+        return Err("no judged query appears in either run (do the qids match the qrels?)".into());
+    }
+    let per_a = evaluate_run(a, &in_either, options.threshold, true);
+    let per_b = evaluate_run(b, &in_either, options.threshold, true);
+    let value = |m: &Metrics| m.get(&options.metric).unwrap_or(0.0);
+    let mut deltas: Vec<QueryDelta> = per_a
+        .iter()
+        .map(|(qid, ma)| {
+            let (va, vb) = (value(ma), per_b.get(qid).map_or(0.0, value));
+            QueryDelta {
+                qid: qid.clone(),
+                query: texts.get(qid).cloned().unwrap_or_default(),
+                a: va,
+                b: vb,
+                delta: vb - va,
+            }
+        })
+        .collect();
+    deltas.sort_by(|x, y| y.delta.total_cmp(&x.delta).then_with(|| x.qid.cmp(&y.qid)));
+    let differences: Vec<f64> = deltas.iter().map(|d| d.delta).collect();
+    let (t_statistic, t_test_p) = paired_t_test(&differences);
+    const EPSILON: f64 = 1e-12;
+    Ok(Comparison {
+        metric: options.metric.clone(),
+        names: options.names.clone(),
+        queries: deltas.len(),
+        mean_a: Metrics::mean(per_a.values()),
+        mean_b: Metrics::mean(per_b.values()),
+        wins: differences.iter().filter(|d| **d > EPSILON).count(),
+        losses: differences.iter().filter(|d| **d < -EPSILON).count(),
+        ties: differences.iter().filter(|d| d.abs() <= EPSILON).count(),
+        t_statistic,
+        t_test_p,
+        randomization_p: randomization_test(&differences, options.permutations),
+        permutations: options.permutations,
+        deltas,
+        top: options.top,
+    })
+}
+
+/// Two-sided paired t-test: (t, p) for the mean of the differences being 0.
+pub fn paired_t_test(differences: &[f64]) -> (f64, f64) {
+    let n = differences.len() as f64;
+    if differences.len() < 2 {
+        return (0.0, 1.0);
+    }
+    let mean = differences.iter().sum::<f64>() / n;
+    let variance = differences.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    if variance == 0.0 {
+        return if mean == 0.0 { (0.0, 1.0) } else { (f64::INFINITY.copysign(mean), 0.0) };
+    }
+    let t = mean / (variance / n).sqrt();
+    let p = match StudentsT::new(0.0, 1.0, n - 1.0) {
+        Ok(dist) => 2.0 * (1.0 - dist.cdf(t.abs())),
+        Err(_) => 1.0,
+    };
+    (t, p.clamp(0.0, 1.0))
+}
+
+/// Two-sided paired randomization test: flip the sign of each difference at random and count
+/// how often the mean is at least as far from 0 as observed. Seeded, so reports repeat.
+pub fn randomization_test(differences: &[f64], permutations: usize) -> f64 {
+    if differences.is_empty() || permutations == 0 {
+        return 1.0;
+    }
+    let observed = differences.iter().sum::<f64>().abs();
+    let mut rng = ChaCha8Rng::seed_from_u64(0x5E1F);
+    let mut extreme = 0usize;
+    for _ in 0..permutations {
+        let sum: f64 = differences.iter().map(|d| if rng.random_bool(0.5) { *d } else { -*d }).sum();
+        if sum.abs() >= observed - 1e-12 {
+            extreme += 1;
+        }
+    }
+    (extreme + 1) as f64 / (permutations + 1) as f64
+}
+
+impl Comparison {
+    pub fn mean_delta(&self) -> f64 {
+        self.mean_b.get(&self.metric).unwrap_or(0.0) - self.mean_a.get(&self.metric).unwrap_or(0.0)
+    }
+
+    fn gains(&self) -> impl Iterator<Item = &QueryDelta> {
+        self.deltas.iter().filter(|d| d.delta > 0.0).take(self.top)
+    }
+
+    fn losses_list(&self) -> impl Iterator<Item = &QueryDelta> {
+        self.deltas.iter().rev().filter(|d| d.delta < 0.0).take(self.top)
+    }
+
+    fn metric_rows(&self) -> Vec<(&'static str, f64, f64)> {
+        NAMES.iter().map(|n| (*n, self.mean_a.get(n).unwrap_or(0.0), self.mean_b.get(n).unwrap_or(0.0))).collect()
+    }
+
+    /// A plain-text report for the terminal.
+    pub fn text(&self) -> String {
+        let (a, b) = &self.names;
+        let mut out = String::new();
+        let _ = writeln!(out, "{} judged queries; A = {a}, B = {b}\n", self.queries);
+        let _ = writeln!(out, "{:<12} {:>8} {:>8} {:>9}", "metric", "A", "B", "B - A");
+        for (name, va, vb) in self.metric_rows() {
+            let _ = writeln!(out, "{name:<12} {va:>8.4} {vb:>8.4} {:>+9.4}", vb - va);
+        }
+        let _ = writeln!(
+            out,
+            "\n{}: B better on {}, worse on {}, same on {} queries",
+            self.metric, self.wins, self.losses, self.ties
+        );
+        let _ = writeln!(
+            out,
+            "paired t-test: t = {:.3}, p = {:.2e}; randomization test ({} sign flips): p = {:.2e}",
+            self.t_statistic, self.t_test_p, self.permutations, self.randomization_p
+        );
+        for (title, rows) in
+            [("gained most", self.gains().collect::<Vec<_>>()), ("lost most", self.losses_list().collect())]
+        {
+            let _ = writeln!(out, "\n{title} ({}):", self.metric);
+            for d in rows {
+                let _ = writeln!(out, "  {:>+7.4}  {:.4} -> {:.4}  {:<10} {}", d.delta, d.a, d.b, d.qid, d.query);
+            }
+        }
+        out
+    }
+
+    /// A markdown report, for a pull request.
+    pub fn markdown(&self) -> String {
+        let (a, b) = &self.names;
+        let mut out = String::new();
+        let _ = writeln!(out, "## Ranking comparison: `{a}` → `{b}`\n");
+        let _ = writeln!(out, "{} judged queries.\n", self.queries);
+        let _ = writeln!(out, "| metric | {a} | {b} | Δ |\n| --- | ---: | ---: | ---: |");
+        for (name, va, vb) in self.metric_rows() {
+            let _ = writeln!(out, "| {name} | {va:.4} | {vb:.4} | {:+.4} |", vb - va);
+        }
+        let _ = writeln!(
+            out,
+            "\n**{}**: better on {}, worse on {}, unchanged on {} queries. Paired t-test t = {:.3}, p = {:.2e}; \
+             paired randomization test ({} sign flips) p = {:.2e}.\n",
+            self.metric,
+            self.wins,
+            self.losses,
+            self.ties,
+            self.t_statistic,
+            self.t_test_p,
+            self.permutations,
+            self.randomization_p
+        );
+        for (title, rows) in
+            [("Gained most", self.gains().collect::<Vec<_>>()), ("Lost most", self.losses_list().collect())]
+        {
+            let _ = writeln!(out, "### {title}\n\n| qid | query | {a} | {b} | Δ |\n| --- | --- | ---: | ---: | ---: |");
+            for d in rows {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {:.4} | {:.4} | {:+.4} |",
+                    d.qid,
+                    d.query.replace('|', "\\|"),
+                    d.a,
+                    d.b,
+                    d.delta
+                );
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Query texts by qid, for reports.
+pub fn texts(queries: &[(String, String)]) -> HashMap<String, String> {
+    queries.iter().cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn t_test_matches_a_hand_computed_value() {
+        // Differences 1, 2, 3: mean 2, sd 1, t = 2 / (1/sqrt(3)) = 3.4641, df = 2, p = 0.0742.
+        let (t, p) = paired_t_test(&[1.0, 2.0, 3.0]);
+        assert!((t - 3.464_101_6).abs() < 1e-6);
+        assert!((p - 0.074_180).abs() < 1e-5, "{p}");
+        assert_eq!(paired_t_test(&[0.0, 0.0]), (0.0, 1.0));
+    }
+
+    #[test]
+    fn randomization_separates_consistent_from_noisy_changes() {
+        let consistent: Vec<f64> = (0..40).map(|i| 0.05 + (i % 3) as f64 * 0.01).collect();
+        assert!(randomization_test(&consistent, 2000) < 0.001);
+        let noisy: Vec<f64> = (0..40).map(|i| if i % 2 == 0 { 0.1 } else { -0.1 }).collect();
+        assert!(randomization_test(&noisy, 2000) > 0.5);
+    }
+
+    #[test]
+    fn unknown_metric_is_refused() {
+        let error = compare(
+            &Run::new(),
+            &Run::new(),
+            &Qrels::new(),
+            &HashMap::new(),
+            &Options { metric: "ndcg@7".into(), ..Default::default() },
+        );
+        assert!(error.unwrap_err().contains("unknown metric"));
+    }
+}
