@@ -211,8 +211,11 @@ impl Comparison {
         );
         let _ = writeln!(
             out,
-            "paired t-test: t = {:.3}, p = {:.2e}; randomization test ({} sign flips): p = {:.2e}",
-            self.t_statistic, self.t_test_p, self.permutations, self.randomization_p
+            "paired t-test: t = {:.3}, p {}; randomization test ({} sign flips): p {}",
+            self.t_statistic,
+            p_phrase(self.t_test_p),
+            self.permutations,
+            p_phrase(self.randomization_p)
         );
         for (title, rows) in
             [("gained most", self.gains().collect::<Vec<_>>()), ("lost most", self.losses_list().collect())]
@@ -237,16 +240,16 @@ impl Comparison {
         }
         let _ = writeln!(
             out,
-            "\n**{}**: better on {}, worse on {}, unchanged on {} queries. Paired t-test t = {:.3}, p = {:.2e}; \
-             paired randomization test ({} sign flips) p = {:.2e}.\n",
+            "\n**{}**: better on {}, worse on {}, unchanged on {} queries. Paired t-test t = {:.3}, p {}; \
+             paired randomization test ({} sign flips) p {}.\n",
             self.metric,
             self.wins,
             self.losses,
             self.ties,
             self.t_statistic,
-            self.t_test_p,
+            p_phrase(self.t_test_p),
             self.permutations,
-            self.randomization_p
+            p_phrase(self.randomization_p)
         );
         for (title, rows) in
             [("Gained most", self.gains().collect::<Vec<_>>()), ("Lost most", self.losses_list().collect())]
@@ -266,6 +269,15 @@ impl Comparison {
             out.push('\n');
         }
         out
+    }
+}
+
+/// A p-value as reports print it; below f64 precision it is written as a bound.
+fn p_phrase(p: f64) -> String {
+    if p < 1e-16 {
+        "< 1e-16".to_string()
+    } else {
+        format!("= {p:.2e}")
     }
 }
 
