@@ -12,6 +12,16 @@ fn shelf(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_shelf")).args(args).output().unwrap()
 }
 
+/// `shelf eval` on the demo shop with extra arguments.
+fn eval_demo(extra: &[&str]) -> std::process::Output {
+    let root = common::repo_root();
+    let (queries, qrels) = (root.join(shelf::demo::QUERIES_PATH), root.join(shelf::demo::QRELS_PATH));
+    let mut args = vec!["eval", "--index", common::demo_index().to_str().unwrap()];
+    args.extend(["--queries", queries.to_str().unwrap(), "--qrels", qrels.to_str().unwrap()]);
+    args.extend(extra);
+    shelf(&args)
+}
+
 fn demo_sets() -> (Vec<(String, String)>, shelf::eval::trec::Qrels) {
     let root = common::repo_root();
     let open = |p: &str| std::io::BufReader::new(std::fs::File::open(root.join(p)).unwrap());
@@ -60,18 +70,7 @@ fn cli_eval_json_run_file_and_compare_report() {
     let queries = root.join(shelf::demo::QUERIES_PATH);
     let qrels = root.join(shelf::demo::QRELS_PATH);
     let run_a = dir.path().join("bm25.run");
-    let output = shelf(&[
-        "eval",
-        "--index",
-        &index,
-        "--queries",
-        queries.to_str().unwrap(),
-        "--qrels",
-        qrels.to_str().unwrap(),
-        "--json",
-        "--run",
-        run_a.to_str().unwrap(),
-    ]);
+    let output = eval_demo(&["--json", "--run", run_a.to_str().unwrap()]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     for field in
@@ -91,20 +90,7 @@ fn cli_eval_json_run_file_and_compare_report() {
     std::fs::write(&config, "[lexical.boosts]\ndescription = 0.0\nattributes = 0.0\ncategory = 0.0\nbrand = 0.0\n")
         .unwrap();
     let run_b = dir.path().join("titles.run");
-    let output = shelf(&[
-        "eval",
-        "--index",
-        &index,
-        "--queries",
-        queries.to_str().unwrap(),
-        "--qrels",
-        qrels.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-        "--run",
-        run_b.to_str().unwrap(),
-        "--json",
-    ]);
+    let output = eval_demo(&["--config", config.to_str().unwrap(), "--run", run_b.to_str().unwrap(), "--json"]);
     assert!(output.status.success());
     let markdown = dir.path().join("report.md");
     let output = shelf(&[

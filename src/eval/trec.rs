@@ -32,6 +32,25 @@ pub type Run = BTreeMap<String, Vec<(String, f64)>>;
 pub fn read_run(reader: impl BufRead) -> Result<Run, TrecError> {
     let mut run = Run::new();
     let mut seen = std::collections::HashSet::new();
+    for_each_line(reader, 6, "qid Q0 docid rank score tag", |columns, error| {
+        let score: f64 = columns[4].parse().map_err(|_| error("the score is not a number"))?;
+        if !seen.insert((columns[0].to_string(), columns[2].to_string())) {
+            return Err(error("the document is listed twice for this query"));
+        }
+        run.entry(columns[0].to_string()).or_default().push((columns[2].to_string(), score));
+        Ok(())
+    })?;
+    Ok(run)
+}
+
+/// Calls `each` with the whitespace-separated columns of every non-blank line, once their
+/// count is checked, and a maker of errors that name the line.
+fn for_each_line(
+    reader: impl BufRead,
+    count: usize,
+    layout: &str,
+    mut each: impl FnMut(&[&str], &dyn Fn(&str) -> TrecError) -> Result<(), TrecError>,
+) -> Result<(), TrecError> {
     for (at, line) in reader.lines().enumerate() {
         let line = line?;
         let columns: Vec<&str> = line.split_whitespace().collect();
@@ -39,16 +58,12 @@ pub fn read_run(reader: impl BufRead) -> Result<Run, TrecError> {
             continue;
         }
         let error = |message: &str| TrecError::Format { line: at + 1, message: message.to_string() };
-        if columns.len() != 6 {
-            return Err(error("expected `qid Q0 docid rank score tag`"));
+        if columns.len() != count {
+            return Err(error(&format!("expected `{layout}`")));
         }
-        let score: f64 = columns[4].parse().map_err(|_| error("the score is not a number"))?;
-        if !seen.insert((columns[0].to_string(), columns[2].to_string())) {
-            return Err(error("the document is listed twice for this query"));
-        }
-        run.entry(columns[0].to_string()).or_default().push((columns[2].to_string(), score));
+        each(&columns, &error)?;
     }
-    Ok(run)
+    Ok(())
 }
 
 /// Writes one query's ranking (best first) as run lines.
@@ -81,19 +96,11 @@ pub fn read_queries(reader: impl BufRead) -> Result<Vec<(String, String)>, TrecE
 /// Reads `qid iter docid grade` lines (any whitespace between columns).
 pub fn read_qrels(reader: impl BufRead) -> Result<Qrels, TrecError> {
     let mut qrels = Qrels::new();
-    for (at, line) in reader.lines().enumerate() {
-        let line = line?;
-        let columns: Vec<&str> = line.split_whitespace().collect();
-        if columns.is_empty() {
-            continue;
-        }
-        let error = |message: &str| TrecError::Format { line: at + 1, message: message.to_string() };
-        if columns.len() != 4 {
-            return Err(error("expected `qid 0 docid grade`"));
-        }
+    for_each_line(reader, 4, "qid 0 docid grade", |columns, error| {
         let grade: i32 = columns[3].parse().map_err(|_| error("the grade is not an integer"))?;
         qrels.entry(columns[0].to_string()).or_default().insert(columns[2].to_string(), grade);
-    }
+        Ok(())
+    })?;
     Ok(qrels)
 }
 

@@ -118,7 +118,6 @@ async fn run_search(
     engine: Arc<Engine>,
     request: SearchRequest,
 ) -> Result<Json<SearchResponse>, ApiError> {
-    request.validate().map_err(ApiError::bad_request)?;
     let _permit = state.searches.acquire().await.map_err(|_| ApiError::internal("the server is shutting down"))?;
     let started = Instant::now();
     let ranker = request.ranker.to_string();

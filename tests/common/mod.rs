@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use shelf::catalog::{import_file, Format, ImportOptions};
 use shelf::index::{build, fingerprint_file, BuildOptions, IndexConfig};
@@ -33,14 +33,14 @@ pub fn build_index(catalog: &Path, format: Format, out: &Path) {
     build(&imported, &options, out).expect("index builds");
 }
 
-/// The bundled demo catalogue, indexed once per test binary.
+/// The bundled demo catalogue, indexed once per test binary (under cargo's scratch
+/// directory for integration tests, so nothing is left in /tmp).
 pub fn demo_index() -> &'static Path {
-    static DIR: OnceLock<Arc<tempfile::TempDir>> = OnceLock::new();
-    let dir = DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        build_index(&repo_root().join(shelf::demo::CATALOG_PATH), Format::Jsonl, &dir.path().join("demo"));
-        Arc::new(dir)
-    });
-    // The TempDir lives in a static for the whole test run.
-    Box::leak(Box::new(dir.path().join("demo")))
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let binary = std::env::current_exe().ok().and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()));
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("demo-index-{}", binary.unwrap_or_default()));
+        build_index(&repo_root().join(shelf::demo::CATALOG_PATH), Format::Jsonl, &dir);
+        dir
+    })
 }
