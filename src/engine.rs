@@ -130,6 +130,7 @@ impl Engine {
             took_ms: millis(started),
             total_candidates: found.total,
             fuzzy: found.fuzzy,
+            relaxed: found.relaxed,
             results,
             facets: found.facets,
             timings_ms: timings,

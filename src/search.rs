@@ -269,6 +269,8 @@ pub struct SearchResponse {
     pub total_candidates: u64,
     /// True when typo tolerance (fuzzy matching) took part.
     pub fuzzy: bool,
+    /// True when too few products held enough of the query's words, so one word sufficed.
+    pub relaxed: bool,
     pub results: Vec<Hit>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub facets: Option<Facets>,

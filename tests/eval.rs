@@ -132,6 +132,6 @@ fn home_depot_dev_set_in_both_protocols() {
     let rerank = evaluate(&engine, &queries, &qrels, &EvalOptions::new(Protocol::Rerank)).unwrap();
     assert_eq!(retrieve.queries, 9341);
     // The README's baseline numbers, with slack for tuning changes that must update the README.
-    assert!(retrieve.mean.ndcg10 > 0.37, "{:?}", retrieve.mean);
-    assert!(rerank.mean.ndcg10 > 0.90, "{:?}", rerank.mean);
+    assert!(retrieve.mean.ndcg10 > 0.40 && retrieve.mean.recall100 > 0.72, "{:?}", retrieve.mean);
+    assert!(rerank.mean.ndcg10 > 0.93, "{:?}", rerank.mean);
 }

@@ -97,8 +97,10 @@ async fn filters_restrict_results_and_facets_count_them() {
         assert!(p["rating"].as_f64().unwrap() >= 4.0);
         assert_eq!(p["in_stock"], true);
     }
-    assert_eq!(body["total_candidates"].as_u64().unwrap() as usize, results.len());
-    assert_eq!(body["facets"]["brand"], json!([{"value": "Loftline", "count": results.len()}]));
+    // Facets count the matching products (all of them filtered).
+    let total = body["total_candidates"].as_u64().unwrap();
+    assert!(total > 0 && total as usize <= results.len(), "{total} of {}", results.len());
+    assert_eq!(body["facets"]["brand"], json!([{"value": "Loftline", "count": total}]));
 
     // Category prefix: everything under Furniture > Office, and facets show its children.
     let (_, body) = server.post(json!({"q": "chair", "k": 100, "filter": {"category": "furniture > office"}})).await;
@@ -280,4 +282,30 @@ async fn reload_needs_the_token_and_keeps_serving() {
     let (open, _) = Server::start(None).await;
     let response = open.client.post(format!("{}/admin/reload", open.base)).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN, "no token configured: reload is off");
+}
+
+#[tokio::test]
+async fn products_holding_every_word_come_first_and_set_the_facets() {
+    let (server, _) = Server::start(None).await;
+    // Two words: both are needed to count as a match. Every counted match is a Loftline
+    // product or an office chair; the rest follow, ranked below.
+    let (_, body) = server.get("/search?q=loftline+chair&k=100").await;
+    let total = body["total_candidates"].as_u64().unwrap() as usize;
+    let results = body["results"].as_array().unwrap();
+    assert!(total >= 10 && total < results.len(), "{total} counted of {} returned", results.len());
+    for hit in &results[..total] {
+        let p = &hit["product"];
+        let text = format!("{} {} {}", p["brand"], p["title"], p["category"]).to_lowercase();
+        assert!(text.contains("loftline") && text.contains("chair"), "{text}");
+    }
+    let brands: u64 = body["facets"]["brand"].as_array().unwrap().iter().map(|c| c["count"].as_u64().unwrap()).sum();
+    assert_eq!(brands as usize, total);
+    assert_eq!(body["relaxed"], false);
+    let scores: Vec<f64> = results.iter().map(|h| h["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "scores descend across the two tiers");
+
+    // When too few products hold enough words, one word is enough and the response says so.
+    let (_, body) = server.get("/search?q=loftline+zzzqx+wobblequark+chair").await;
+    assert_eq!(body["relaxed"], true, "{body}");
+    assert!(!body["results"].as_array().unwrap().is_empty());
 }

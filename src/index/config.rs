@@ -23,13 +23,40 @@ pub struct LexicalConfig {
     /// Weight of each field's BM25 score in the sum that ranks products.
     pub boosts: FieldBoosts,
     pub fuzzy: FuzzyConfig,
+    pub matching: MatchConfig,
+    /// When fewer products than this match, the search widens: every word may also match
+    /// fuzzily, and one word of the query is enough.
+    pub min_hits: usize,
     /// Distinct query terms used per field; the rest of a very long query is ignored.
     pub max_query_terms: usize,
 }
 
 impl Default for LexicalConfig {
     fn default() -> Self {
-        LexicalConfig { boosts: FieldBoosts::default(), fuzzy: FuzzyConfig::default(), max_query_terms: 32 }
+        LexicalConfig {
+            boosts: FieldBoosts::default(),
+            fuzzy: FuzzyConfig::default(),
+            matching: MatchConfig::default(),
+            min_hits: 10,
+            max_query_terms: 32,
+        }
+    }
+}
+
+/// How many of the query's words a product must contain (in any field) to match at all.
+/// Scores do not change; this decides what counts as a result, and so the totals and facets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MatchConfig {
+    /// Queries of up to this many words need every word.
+    pub all_up_to: usize,
+    /// Longer queries need this share of their words, rounded up.
+    pub share: f64,
+}
+
+impl Default for MatchConfig {
+    fn default() -> Self {
+        MatchConfig { all_up_to: 2, share: 0.75 }
     }
 }
 
@@ -69,10 +96,9 @@ impl Default for FieldBoosts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FuzzyConfig {
+    /// A word that no title contains is always matched fuzzily; other words only when the
+    /// search widens (see `LexicalConfig::min_hits`).
     pub enabled: bool,
-    /// When exact terms match fewer products than this, every term is also matched fuzzily.
-    /// A term that matches no title at all is always matched fuzzily.
-    pub min_hits: usize,
     /// Terms shorter than this are never fuzzy (too many near neighbours).
     pub min_term_len: usize,
     /// Score of a fuzzy match (an exact BM25 term match scores about 2 to 10). High, because
@@ -82,7 +108,7 @@ pub struct FuzzyConfig {
 
 impl Default for FuzzyConfig {
     fn default() -> Self {
-        FuzzyConfig { enabled: true, min_hits: 10, min_term_len: 4, boost: 10.0 }
+        FuzzyConfig { enabled: true, min_term_len: 4, boost: 10.0 }
     }
 }
 
@@ -110,6 +136,10 @@ impl IndexConfig {
             if !value.is_finite() || value < 0.0 {
                 return Err(format!("lexical.boosts.{name} must be a non-negative number, got {value}"));
             }
+        }
+        let share = self.lexical.matching.share;
+        if !(0.0..=1.0).contains(&share) {
+            return Err(format!("lexical.matching.share must be between 0 and 1, got {share}"));
         }
         if self.lexical.max_query_terms == 0 {
             return Err("lexical.max_query_terms must be at least 1".into());

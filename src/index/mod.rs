@@ -27,7 +27,7 @@
 mod config;
 mod manifest;
 
-pub use config::{FieldBoosts, FuzzyConfig, IndexConfig, LexicalConfig};
+pub use config::{FieldBoosts, FuzzyConfig, IndexConfig, LexicalConfig, MatchConfig};
 pub use manifest::{CatalogSource, Counts, Manifest, SCHEMA_VERSION};
 
 use std::path::{Path, PathBuf};

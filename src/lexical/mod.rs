@@ -75,6 +75,8 @@ pub struct LexicalHits {
     /// How many products matched in all.
     pub total: u64,
     pub fuzzy: bool,
+    /// True when too few products held enough of the query's words, so one word sufficed.
+    pub relaxed: bool,
     pub facets: Option<Facets>,
 }
 
@@ -145,14 +147,40 @@ impl LexicalIndex {
             return Ok(LexicalHits { facets: with_facets.then(Facets::default), ..Default::default() });
         }
         let filter_query = query::filters(self, filters);
-        let mut fuzzy = plan.has_fuzzy();
-        let mut found = self.collect(&searcher, &plan.query(filter_query.as_deref()), limit, filters, with_facets)?;
-        if config.fuzzy.enabled && (found.total as usize) < config.fuzzy.min_hits && plan.can_widen() {
-            let wider = plan.widened();
-            found = self.collect(&searcher, &wider.query(filter_query.as_deref()), limit, filters, with_facets)?;
-            fuzzy = true;
+        let word_filter = plan.word_filter(plan.required_words(&config.matching));
+        let strict = plan.query(&[filter_query.as_deref(), word_filter.as_deref()]);
+        let mut found = self.collect(&searcher, &strict, limit, filters, with_facets)?;
+        found.fuzzy = plan.has_fuzzy();
+        let can_widen = word_filter.is_some() || (config.fuzzy.enabled && plan.can_widen());
+        if found.hits.len() >= limit || !can_widen {
+            return Ok(found);
         }
-        found.fuzzy = fuzzy;
+        // Too few products hold enough of the query's words: widen (one word suffices, every
+        // word may match fuzzily) and rank the wider matches after the strict ones.
+        let wider = if config.fuzzy.enabled { plan.widened() } else { plan.clone() };
+        let widened = (found.total as usize) < config.min_hits;
+        let mut more =
+            self.collect(&searcher, &wider.query(&[filter_query.as_deref()]), limit, filters, with_facets && widened)?;
+        let strict_docs: std::collections::HashSet<DocAddress> = found.hits.iter().map(|h| h.doc).collect();
+        let floor = found.hits.last().map(|h| h.score);
+        let top = more.hits.first().map_or(1.0, |h| h.score).max(f32::MIN_POSITIVE);
+        for hit in more.hits.iter().filter(|h| !strict_docs.contains(&h.doc)) {
+            if found.hits.len() >= limit {
+                break;
+            }
+            // Keep scores descending: a wider match scores below the last strict match.
+            let score = match floor {
+                Some(floor) => floor * 0.999 * hit.score / top,
+                None => hit.score,
+            };
+            found.hits.push(LexicalHit { doc: hit.doc, score });
+        }
+        if widened {
+            found.total = more.total;
+            found.facets = more.facets.take();
+            found.relaxed = word_filter.is_some();
+            found.fuzzy = wider.has_fuzzy();
+        }
         Ok(found)
     }
 
@@ -169,7 +197,7 @@ impl LexicalIndex {
             |docs: Vec<(f32, DocAddress)>| docs.into_iter().map(|(score, doc)| LexicalHit { doc, score }).collect();
         if !with_facets {
             let (docs, total) = searcher.search(query, &(top, Count))?;
-            return Ok(LexicalHits { hits: to_hits(docs), total: total as u64, fuzzy: false, facets: None });
+            return Ok(LexicalHits { hits: to_hits(docs), total: total as u64, facets: None, ..Default::default() });
         }
         let mut brands = FacetCollector::for_field("brand_facet");
         brands.add_facet(Facet::root());
@@ -197,7 +225,7 @@ impl LexicalIndex {
             category.extend(counts(children_counts, chosen));
         }
         let facets = Facets { brand: counts(&brand_counts, &Facet::root()), category };
-        Ok(LexicalHits { hits: to_hits(docs), total: total as u64, fuzzy: false, facets: Some(facets) })
+        Ok(LexicalHits { hits: to_hits(docs), total: total as u64, facets: Some(facets), ..Default::default() })
     }
 
     /// The facet of a brand name, whatever its case.
@@ -220,7 +248,7 @@ impl LexicalIndex {
         }
         let only = query::only_ids(self, ids);
         let top = TopDocs::with_limit(ids.len()).order_by_score();
-        let docs = searcher.search(&plan.query(Some(only.as_ref())), &top)?;
+        let docs = searcher.search(&plan.query(&[Some(only.as_ref())]), &top)?;
         let mut scored = Vec::with_capacity(docs.len());
         for (score, doc) in docs {
             let document: TantivyDocument = searcher.doc(doc)?;

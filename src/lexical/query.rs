@@ -11,7 +11,7 @@ use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{Searcher, Term};
 
 use super::{text, LexicalIndex};
-use crate::index::LexicalConfig;
+use crate::index::{LexicalConfig, MatchConfig};
 use crate::search::Filters;
 
 /// The terms a query text becomes, field by field.
@@ -24,6 +24,8 @@ pub(super) struct QueryPlan {
     /// Terms that may be matched fuzzily if the exact query finds too little.
     widen: Vec<Term>,
     fuzzy_boost: f32,
+    /// Each word of the query with every term (of every field) that stands for it.
+    words: Vec<Vec<Term>>,
 }
 
 impl QueryPlan {
@@ -71,7 +73,40 @@ impl QueryPlan {
                 }
             }
         }
-        Ok(QueryPlan { fields, fuzzy, widen, fuzzy_boost: config.fuzzy.boost })
+        let words = words(index, &searched, text, config.max_query_terms)?;
+        Ok(QueryPlan { fields, fuzzy, widen, fuzzy_boost: config.fuzzy.boost, words })
+    }
+
+    /// How many of the query's words a product must match under `rule`.
+    pub(super) fn required_words(&self, rule: &MatchConfig) -> usize {
+        let n = self.words.len();
+        if n <= rule.all_up_to {
+            n
+        } else {
+            ((n as f64 * rule.share).ceil() as usize).clamp(1, n)
+        }
+    }
+
+    /// A non-scoring query that matches products holding at least `required` of the query's
+    /// words in any field (a word counts when any of its terms, or its fuzzy variant, matches).
+    pub(super) fn word_filter(&self, required: usize) -> Option<Box<dyn Query>> {
+        if required <= 1 {
+            return None;
+        }
+        let clauses: Vec<Box<dyn Query>> = self
+            .words
+            .iter()
+            .map(|terms| {
+                let mut alternatives: Vec<Box<dyn Query>> = terms
+                    .iter()
+                    .map(|t| Box::new(TermQuery::new(t.clone(), IndexRecordOption::Basic)) as Box<dyn Query>)
+                    .collect();
+                alternatives.extend(terms.iter().filter(|t| self.fuzzy.contains(t)).map(fuzzy_query));
+                Box::new(BooleanQuery::union(alternatives)) as Box<dyn Query>
+            })
+            .collect();
+        let at_least = BooleanQuery::union_with_minimum_required_clauses(clauses, required);
+        Some(Box::new(ConstScoreQuery::new(Box::new(at_least), 0.0)))
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -93,8 +128,8 @@ impl QueryPlan {
         wider
     }
 
-    /// The scoring query, restricted by `filter` when there is one.
-    pub(super) fn query(&self, filter: Option<&dyn Query>) -> Box<dyn Query> {
+    /// The scoring query, restricted by every given non-scoring filter.
+    pub(super) fn query(&self, filters: &[Option<&dyn Query>]) -> Box<dyn Query> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for (_, boost, terms) in &self.fields {
             let union: Vec<Box<dyn Query>> = terms
@@ -104,17 +139,53 @@ impl QueryPlan {
             clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(BooleanQuery::union(union)), *boost))));
         }
         for term in &self.fuzzy {
-            let length = term.value().as_str().map_or(0, |w| w.chars().count());
-            let distance = if length >= 8 { 2 } else { 1 };
-            let fuzzy = FuzzyTermQuery::new(term.clone(), distance, true);
-            clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(fuzzy), self.fuzzy_boost))));
+            clauses.push((Occur::Should, Box::new(BoostQuery::new(fuzzy_query(term), self.fuzzy_boost))));
         }
-        let text = Box::new(BooleanQuery::new(clauses));
-        match filter {
-            None => text,
-            Some(filter) => Box::new(BooleanQuery::new(vec![(Occur::Must, text), (Occur::Must, filter.box_clone())])),
+        let text: Box<dyn Query> = Box::new(BooleanQuery::new(clauses));
+        let restrictions: Vec<Box<dyn Query>> = filters.iter().flatten().map(|f| f.box_clone()).collect();
+        if restrictions.is_empty() {
+            return text;
         }
+        let mut all = vec![(Occur::Must, text)];
+        all.extend(restrictions.into_iter().map(|r| (Occur::Must, r)));
+        Box::new(BooleanQuery::new(all))
     }
+}
+
+/// A term matched within 1 edit, or 2 for words of 8 letters or more.
+fn fuzzy_query(term: &Term) -> Box<dyn Query> {
+    let length = term.value().as_str().map_or(0, |w| w.chars().count());
+    let distance = if length >= 8 { 2 } else { 1 };
+    Box::new(FuzzyTermQuery::new(term.clone(), distance, true))
+}
+
+/// The query's words (at most `max`), each with the terms every searched field makes of it.
+/// A compound ("deck over" → "deckover") stands for both of its words.
+fn words(
+    index: &LexicalIndex,
+    searched: &[(Field, f32, &str)],
+    text: &str,
+    max: usize,
+) -> tantivy::Result<Vec<Vec<Term>>> {
+    let f = index.fields();
+    let raw: Vec<&str> = text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).take(max).collect();
+    let mut words = Vec::with_capacity(raw.len());
+    for word in &raw {
+        let mut terms = Vec::new();
+        for (field, boost, _) in searched {
+            if *boost > 0.0 {
+                let input = if *field == f.title_raw { text::split_letters_and_digits(word) } else { word.to_string() };
+                terms.extend(self::terms(index, *field, &input, max)?);
+            }
+        }
+        words.push(terms);
+    }
+    for (at, pair) in raw.windows(2).enumerate() {
+        let joined = self::terms(index, f.title_raw, &format!("{}{}", pair[0], pair[1]), 1)?;
+        words[at].extend(joined.iter().cloned());
+        words[at + 1].extend(joined);
+    }
+    Ok(words)
 }
 
 /// The distinct terms `field`'s analyzer makes of `text`, at most `max`.
