@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The front door. Each command sets up what it needs first (scripts/setup.sh).
-#   ./run.sh demo   build the bundled demo index and serve it on http://127.0.0.1:8080
+#   ./run.sh demo   fetch the encoder, build the bundled demo index, serve it on http://127.0.0.1:8080
 #   ./run.sh test   formatting, lints and the whole test suite
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -16,7 +16,9 @@ shift
 case "$command" in
   demo)
     cargo build --release --locked
-    exec "${CARGO_TARGET_DIR:-target}/release/shelf" demo "$@"
+    shelf="${CARGO_TARGET_DIR:-target}/release/shelf"
+    "$shelf" model fetch
+    exec "$shelf" demo "$@"
     ;;
   test)
     cargo fmt --check

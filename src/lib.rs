@@ -14,5 +14,6 @@ pub mod eval;
 pub mod index;
 pub mod lexical;
 pub mod progress;
+pub mod retrieve;
 pub mod search;
 pub mod server;

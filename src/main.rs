@@ -79,6 +79,8 @@ struct EvalArgs {
     action: Option<EvalAction>,
     #[arg(long)]
     index: Option<PathBuf>,
+    #[command(flatten)]
+    encoder: EncoderArg,
     /// `qid<TAB>query` file.
     #[arg(long)]
     queries: Option<PathBuf>,
@@ -155,15 +157,30 @@ struct IndexArgs {
     /// Index configuration (boosts, typo tolerance). Default: index/shelf.toml when present.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Build the lexical index only, without product vectors.
+    #[arg(long)]
+    no_dense: bool,
+    #[command(flatten)]
+    encoder: EncoderArg,
     /// Print one JSON object instead of the human summary.
     #[arg(long)]
     json: bool,
+}
+
+/// Where the sentence encoder is (`shelf model fetch` puts it in models/all-MiniLM-L6-v2).
+#[derive(Args, Clone)]
+struct EncoderArg {
+    /// A sentence-transformers model directory.
+    #[arg(long = "encoder", env = "SHELF_ENCODER", default_value = dense::model::DEFAULT_DIR)]
+    dir: PathBuf,
 }
 
 #[derive(Args)]
 struct SearchArgs {
     #[arg(long)]
     index: PathBuf,
+    #[command(flatten)]
+    encoder: EncoderArg,
     #[arg(long, default_value = "bm25")]
     ranker: RankerKind,
     /// Results to show.
@@ -189,6 +206,8 @@ struct SearchArgs {
 struct ServeArgs {
     #[arg(long)]
     index: PathBuf,
+    #[command(flatten)]
+    encoder: EncoderArg,
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
     /// Enables POST /admin/reload for holders of this bearer token.
@@ -210,6 +229,8 @@ struct DemoArgs {
     no_serve: bool,
     #[arg(long, env = "SHELF_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    #[command(flatten)]
+    encoder: EncoderArg,
 }
 
 #[derive(Subcommand)]
@@ -231,7 +252,7 @@ fn main() {
     let result = match cli.command {
         Command::Index(args) => run_index(args),
         Command::Search(args) => run_search(args),
-        Command::Serve(args) => run_serve(&args.index, args.addr, args.admin_token, None),
+        Command::Serve(args) => run_serve(&args.index, &args.encoder.dir, args.addr, args.admin_token, None),
         Command::Demo(args) => run_demo(args),
         Command::Eval(args) => match args.action {
             Some(EvalAction::Compare(compare)) => run_compare(compare),
@@ -257,7 +278,8 @@ fn run_index(args: IndexArgs) -> Result<()> {
         None if Path::new(DEFAULT_CONFIG).exists() => IndexConfig::from_file(Path::new(DEFAULT_CONFIG))?,
         None => IndexConfig::default(),
     };
-    let (manifest, report) = build_index(&args.catalog, &options, config, &args.out, !args.json)?;
+    let encoder = (!args.no_dense).then_some(args.encoder.dir.as_path());
+    let (manifest, report) = build_index(&args.catalog, &options, config, encoder, &args.out, !args.json)?;
     if args.json {
         println!(
             "{}",
@@ -282,9 +304,17 @@ fn build_index(
     path: &Path,
     options: &ImportOptions,
     config: IndexConfig,
+    encoder: Option<&Path>,
     out: &Path,
     show_progress: bool,
 ) -> Result<(Manifest, catalog::ImportReport)> {
+    // Load the encoder first: a missing model should fail before minutes of work.
+    let encoder = match encoder {
+        Some(dir) => Some(dense::Encoder::load(dir).with_context(|| {
+            format!("loading the sentence encoder from {} (run `shelf model fetch`, or pass --no-dense)", dir.display())
+        })?),
+        None => None,
+    };
     let progress = shelf::progress::bar(0, "reading", show_progress);
     let catalog = catalog::import_file(path, options, &|n| {
         if n % 1024 == 0 {
@@ -296,12 +326,12 @@ fn build_index(
     let mut build = BuildOptions::new(&path.display().to_string(), options.format, &index::fingerprint_file(path)?);
     build.config = config;
     build.show_progress = show_progress;
-    let manifest = index::build(&catalog, &build, out)?;
+    let manifest = index::build_with(&catalog, &build, encoder.as_ref(), out)?;
     Ok((manifest, catalog.report))
 }
 
 fn run_search(args: SearchArgs) -> Result<()> {
-    let engine = Engine::open(&args.index)?;
+    let engine = Engine::open_with_encoder(&args.index, &args.encoder.dir)?;
     let mut filters = Filters::default();
     for clause in &args.filters {
         filters.add_clause(clause).map_err(anyhow::Error::msg)?;
@@ -384,8 +414,14 @@ fn search_many(engine: &Engine, path: &Path, request: impl Fn(String) -> SearchR
     Ok(())
 }
 
-fn run_serve(index: &Path, addr: SocketAddr, admin_token: Option<String>, banner: Option<String>) -> Result<()> {
-    let state = server::AppState::open(index, admin_token)?;
+fn run_serve(
+    index: &Path,
+    encoder: &Path,
+    addr: SocketAddr,
+    admin_token: Option<String>,
+    banner: Option<String>,
+) -> Result<()> {
+    let state = server::AppState::open(index, encoder, admin_token)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
@@ -423,13 +459,14 @@ fn run_demo(args: DemoArgs) -> Result<()> {
     let config_path = root.join(DEFAULT_CONFIG);
     let config = if config_path.exists() { IndexConfig::from_file(&config_path)? } else { IndexConfig::default() };
     // Rebuild when the catalogue or the configuration changed since the last build.
-    let fresh = Manifest::read(&index_dir).is_ok_and(|m| m.catalog.fingerprint == fingerprint)
+    let fresh = Manifest::read(&index_dir).is_ok_and(|m| m.catalog.fingerprint == fingerprint && m.dense.is_some())
         && IndexConfig::from_file(&index_dir.join(index::CONFIG_FILE)).is_ok_and(|built| built == config);
     if fresh {
         println!("demo index {} is up to date", index_dir.display());
     } else {
         let options = ImportOptions::new(Format::Jsonl);
-        let (manifest, report) = build_index(&catalog_path, &options, config, &index_dir, true)?;
+        let (manifest, report) =
+            build_index(&catalog_path, &options, config, Some(&args.encoder.dir), &index_dir, true)?;
         println!("{report}");
         println!("built the demo index {} ({} products)", index_dir.display(), manifest.counts.products);
     }
@@ -447,7 +484,7 @@ fn run_demo(args: DemoArgs) -> Result<()> {
          curl {base}/products/D00001\n  \
          curl {base}/metrics\n"
     );
-    run_serve(&index_dir, args.addr, args.admin_token, Some(banner))
+    run_serve(&index_dir, &args.encoder.dir, args.addr, args.admin_token, Some(banner))
 }
 
 fn open_reader(path: &Path) -> Result<std::io::BufReader<std::fs::File>> {
@@ -468,7 +505,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     let index = args.index.ok_or_else(|| missing("index"))?;
     let queries = read_queries_file(&args.queries.ok_or_else(|| missing("queries"))?)?;
     let qrels = read_qrels_file(&args.qrels.ok_or_else(|| missing("qrels"))?)?;
-    let mut engine = Engine::open(&index)?;
+    let mut engine = Engine::open_with_encoder(&index, &args.encoder.dir)?;
     if let Some(config) = &args.config {
         engine = engine.with_config(IndexConfig::from_file(config)?);
     }

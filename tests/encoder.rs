@@ -9,15 +9,8 @@ use std::path::PathBuf;
 use serde_json::Value;
 use shelf::dense::{model, Encoder};
 
-/// The fetched model (`./run.sh test` fetches it first; `shelf model fetch` does it by hand).
 fn model_dir() -> PathBuf {
-    let dir = common::repo_root().join(model::DEFAULT_DIR);
-    assert!(
-        dir.join("model.safetensors").exists(),
-        "{} is missing: run `shelf model fetch` (./run.sh test does)",
-        dir.display()
-    );
-    dir
+    common::encoder_dir()
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {

@@ -20,6 +20,7 @@ pub struct Encoder {
     tokenizer: Tokenizer,
     device: Device,
     dim: usize,
+    weights_sha256: String,
 }
 
 impl Encoder {
@@ -56,11 +57,21 @@ impl Encoder {
 
         let device = Device::Cpu;
         let weights = need("model.safetensors")?;
+        let weights_sha256 = super::model::sha256_file(&weights)?;
         // Safety: the weights file is memory-mapped read-only; shelf never writes it while loaded.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &device)? };
         let model = BertModel::load(vb, &config)
             .map_err(|e| DenseError::Model(format!("{} does not hold BERT weights: {e}", dir.display())))?;
-        Ok(Encoder { model, tokenizer, device, dim: config.hidden_size })
+        Ok(Encoder { model, tokenizer, device, dim: config.hidden_size, weights_sha256 })
+    }
+
+    /// What vectors made by this encoder are compatible with.
+    pub fn identity(&self) -> super::EncoderIdentity {
+        super::EncoderIdentity {
+            weights_sha256: self.weights_sha256.clone(),
+            dim: self.dim,
+            text: super::TEXT_RECIPE.to_string(),
+        }
     }
 
     /// Vector length.

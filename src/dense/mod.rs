@@ -18,8 +18,25 @@
 
 mod encoder;
 pub mod model;
+pub mod store;
 
 pub use encoder::Encoder;
+pub use store::{EncoderIdentity, VectorStore};
+
+use crate::catalog::Product;
+
+/// How a product becomes the text its vector is made from.
+pub const TEXT_RECIPE: &str = "title. brand. category";
+
+/// The text a product's vector is made from (see [`TEXT_RECIPE`]).
+pub fn product_text(product: &Product) -> String {
+    let mut text = product.title.clone();
+    for part in [&product.brand, &product.category].into_iter().flatten() {
+        text.push_str(". ");
+        text.push_str(part);
+    }
+    text
+}
 
 /// Why the dense layer failed.
 #[derive(Debug, thiserror::Error)]

@@ -15,6 +15,7 @@ use super::IndexError;
 #[serde(default, deny_unknown_fields)]
 pub struct IndexConfig {
     pub lexical: LexicalConfig,
+    pub hybrid: crate::retrieve::HybridConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

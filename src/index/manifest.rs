@@ -20,6 +20,19 @@ pub struct Manifest {
     pub build_seconds: f64,
     pub catalog: CatalogSource,
     pub counts: Counts,
+    /// Present when the index holds product vectors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dense: Option<DenseInfo>,
+}
+
+/// The vectors of an index and the encoder that made them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DenseInfo {
+    pub encoder: crate::dense::EncoderIdentity,
+    pub vectors: u64,
+    /// Vectors carried over from the previous build (unchanged text, same encoder).
+    pub reused: u64,
+    pub seconds: f64,
 }
 
 /// Where the products came from.

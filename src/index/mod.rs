@@ -28,7 +28,7 @@ mod config;
 mod manifest;
 
 pub use config::{FieldBoosts, FuzzyConfig, IndexConfig, LexicalConfig, MatchConfig};
-pub use manifest::{CatalogSource, Counts, Manifest, SCHEMA_VERSION};
+pub use manifest::{CatalogSource, Counts, DenseInfo, Manifest, SCHEMA_VERSION};
 
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
@@ -36,9 +36,11 @@ use std::time::{Instant, SystemTime};
 use sha2::{Digest, Sha256};
 
 use crate::catalog::{Catalog, Format};
+use crate::dense::{self, DenseError, Encoder, VectorStore};
 use crate::lexical::LexicalIndex;
 
 const LEXICAL_DIR: &str = "lexical";
+const DENSE_DIR: &str = "dense";
 /// The configuration file inside an index directory.
 pub const CONFIG_FILE: &str = "config.toml";
 
@@ -58,6 +60,8 @@ pub enum IndexError {
     NotOurs(String),
     #[error("lexical index: {0}")]
     Tantivy(#[from] tantivy::TantivyError),
+    #[error("dense index: {0}")]
+    Dense(#[from] DenseError),
 }
 
 impl IndexError {
@@ -92,8 +96,19 @@ pub fn fingerprint_file(path: &Path) -> Result<String, IndexError> {
     Ok(format!("{:x}", hasher.finalize()))
 }
 
-/// Builds the index directory `out` from `catalog`, replacing any index already there.
+/// Builds the index directory `out` from `catalog` without vectors (lexical retrieval only),
+/// replacing any index already there.
 pub fn build(catalog: &Catalog, options: &BuildOptions, out: &Path) -> Result<Manifest, IndexError> {
+    build_with(catalog, options, None, out)
+}
+
+/// Builds the index directory `out`, with a vector per product when `encoder` is given.
+pub fn build_with(
+    catalog: &Catalog,
+    options: &BuildOptions,
+    encoder: Option<&Encoder>,
+    out: &Path,
+) -> Result<Manifest, IndexError> {
     let started = Instant::now();
     if out.exists() && !out.join(Manifest::FILE).exists() && !is_empty_dir(out) {
         return Err(IndexError::NotOurs(out.display().to_string()));
@@ -107,6 +122,10 @@ pub fn build(catalog: &Catalog, options: &BuildOptions, out: &Path) -> Result<Ma
         LexicalIndex::create(&staging.join(LEXICAL_DIR), &catalog.products, &progress)?;
         progress.finish_and_clear();
         std::fs::write(staging.join(CONFIG_FILE), options.config.to_toml()).map_err(|e| IndexError::io(&staging, e))?;
+        let dense = match encoder {
+            Some(encoder) => Some(embed_catalog(&catalog.products, encoder, out, &staging, options.show_progress)?),
+            None => None,
+        };
         let report = &catalog.report;
         let manifest = Manifest {
             schema_version: SCHEMA_VERSION,
@@ -120,6 +139,7 @@ pub fn build(catalog: &Catalog, options: &BuildOptions, out: &Path) -> Result<Ma
                 skipped: report.skipped,
                 duplicates: report.duplicates,
             },
+            dense,
         };
         manifest.write(&staging)?;
         Ok(manifest)
@@ -133,6 +153,47 @@ pub fn build(catalog: &Catalog, options: &BuildOptions, out: &Path) -> Result<Ma
     };
     swap_in(&staging, out)?;
     Ok(manifest)
+}
+
+/// Embeds every product into `staging/dense`, reusing the vectors of the index at `previous`
+/// for products whose text is unchanged and whose encoder is the same.
+fn embed_catalog(
+    products: &[crate::catalog::Product],
+    encoder: &Encoder,
+    previous: &Path,
+    staging: &Path,
+    show_progress: bool,
+) -> Result<DenseInfo, IndexError> {
+    let started = Instant::now();
+    let identity = encoder.identity();
+    let old = VectorStore::load(&previous.join(DENSE_DIR)).ok().filter(|store| store.identity == identity);
+    let reusable = old.as_ref().map(VectorStore::reusable).unwrap_or_default();
+    let texts: Vec<String> = products.iter().map(dense::product_text).collect();
+    let hashes: Vec<String> = texts.iter().map(|text| dense::store::text_hash(text)).collect();
+    let missing: Vec<usize> = (0..products.len()).filter(|&at| !reusable.contains_key(hashes[at].as_str())).collect();
+    let progress = crate::progress::bar(missing.len() as u64, "embedding", show_progress);
+    let to_embed: Vec<&str> = missing.iter().map(|&at| texts[at].as_str()).collect();
+    let mut fresh = encoder.embed_with_progress(&to_embed, &|done| progress.inc(done as u64))?.into_iter();
+    progress.finish_and_clear();
+    let mut store = VectorStore::new(identity.clone());
+    let mut next_missing = missing.iter().peekable();
+    for (at, product) in products.iter().enumerate() {
+        if next_missing.peek() == Some(&&at) {
+            next_missing.next();
+            let vector = fresh.next().unwrap_or_default();
+            store.push(&product.id, hashes[at].clone(), &vector);
+        } else {
+            let vector = reusable.get(hashes[at].as_str()).copied().unwrap_or_default();
+            store.push(&product.id, hashes[at].clone(), vector);
+        }
+    }
+    store.save(&staging.join(DENSE_DIR))?;
+    Ok(DenseInfo {
+        encoder: identity,
+        vectors: products.len() as u64,
+        reused: (products.len() - missing.len()) as u64,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// Replaces `out` with the finished `staging` directory.
@@ -168,6 +229,8 @@ pub struct ShelfIndex {
     pub manifest: Manifest,
     pub config: IndexConfig,
     pub lexical: LexicalIndex,
+    /// The product vectors, when the index was built with an encoder.
+    pub vectors: Option<VectorStore>,
 }
 
 impl ShelfIndex {
@@ -179,6 +242,10 @@ impl ShelfIndex {
             path: dir.join(LEXICAL_DIR).display().to_string(),
             message: e.to_string(),
         })?;
-        Ok(ShelfIndex { dir: dir.to_path_buf(), manifest, config, lexical })
+        let vectors = match &manifest.dense {
+            Some(_) => Some(VectorStore::load(&dir.join(DENSE_DIR))?),
+            None => None,
+        };
+        Ok(ShelfIndex { dir: dir.to_path_buf(), manifest, config, lexical, vectors })
     }
 }

@@ -16,7 +16,7 @@
 //! ```no_run
 //! # async fn run() -> anyhow::Result<()> {
 //! use shelf::server::{AppState, router};
-//! let state = AppState::open("index/demo".as_ref(), None)?;
+//! let state = AppState::open("index/demo".as_ref(), "models/all-MiniLM-L6-v2".as_ref(), None)?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! axum::serve(listener, router(state)).await?;
 //! # Ok(()) }
@@ -51,18 +51,25 @@ pub const MAX_CONCURRENT_SEARCHES: usize = 64;
 pub struct AppState {
     engine: ArcSwap<Engine>,
     index_dir: PathBuf,
+    encoder_dir: PathBuf,
     admin_token: Option<String>,
     metrics: PrometheusHandle,
     searches: tokio::sync::Semaphore,
 }
 
 impl AppState {
-    /// Opens the index directory for serving. `admin_token` enables `POST /admin/reload`.
-    pub fn open(index_dir: &Path, admin_token: Option<String>) -> Result<Arc<AppState>, IndexError> {
-        let engine = Engine::open(index_dir)?;
+    /// Opens the index directory for serving, with the sentence encoder in `encoder_dir`.
+    /// `admin_token` enables `POST /admin/reload`.
+    pub fn open(
+        index_dir: &Path,
+        encoder_dir: &Path,
+        admin_token: Option<String>,
+    ) -> Result<Arc<AppState>, IndexError> {
+        let engine = Engine::open_with_encoder(index_dir, encoder_dir)?;
         Ok(Arc::new(AppState {
             engine: ArcSwap::from_pointee(engine),
             index_dir: index_dir.to_path_buf(),
+            encoder_dir: encoder_dir.to_path_buf(),
             admin_token: admin_token.filter(|t| !t.is_empty()),
             metrics: metrics_handle(),
             searches: tokio::sync::Semaphore::new(MAX_CONCURRENT_SEARCHES),

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use shelf::catalog::{import_file, Format, ImportOptions};
-use shelf::index::{build, fingerprint_file, BuildOptions, IndexConfig};
+use shelf::dense::Encoder;
+use shelf::index::{build_with, fingerprint_file, BuildOptions, IndexConfig};
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -25,22 +26,35 @@ pub fn shared_data(name: &str) -> Option<PathBuf> {
     None
 }
 
-/// Builds an index of a catalogue file into `out` with the repository's config.
+/// The fetched sentence encoder (`./run.sh test` fetches it; by hand: `shelf model fetch`).
+pub fn encoder_dir() -> PathBuf {
+    let dir = repo_root().join(shelf::dense::model::DEFAULT_DIR);
+    assert!(dir.join("model.safetensors").exists(), "{} is missing: run `shelf model fetch`", dir.display());
+    dir
+}
+
+/// Builds a lexical-only index of a catalogue file into `out` with the repository's config.
 pub fn build_index(catalog: &Path, format: Format, out: &Path) {
+    build_index_with(catalog, format, None, out);
+}
+
+/// Builds an index of a catalogue file, with vectors when `encoder` is given.
+pub fn build_index_with(catalog: &Path, format: Format, encoder: Option<&Encoder>, out: &Path) {
     let imported = import_file(catalog, &ImportOptions::new(format), &|_| {}).expect("catalogue imports");
     let mut options = BuildOptions::new(&catalog.display().to_string(), format, &fingerprint_file(catalog).unwrap());
     options.config = IndexConfig::from_file(&repo_root().join("index/shelf.toml")).expect("index/shelf.toml reads");
-    build(&imported, &options, out).expect("index builds");
+    build_with(&imported, &options, encoder, out).expect("index builds");
 }
 
-/// The bundled demo catalogue, indexed once per test binary (under cargo's scratch
-/// directory for integration tests, so nothing is left in /tmp).
+/// The bundled demo catalogue with vectors, indexed once per test binary into one place
+/// under cargo's scratch directory. Each binary rebuilds it (so it always reflects the code
+/// under test) but reuses the vectors of unchanged products, so only the first embeds.
 pub fn demo_index() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let binary = std::env::current_exe().ok().and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()));
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("demo-index-{}", binary.unwrap_or_default()));
-        build_index(&repo_root().join(shelf::demo::CATALOG_PATH), Format::Jsonl, &dir);
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("demo-index");
+        let encoder = Encoder::load(&encoder_dir()).expect("encoder loads");
+        build_index_with(&repo_root().join(shelf::demo::CATALOG_PATH), Format::Jsonl, Some(&encoder), &dir);
         dir
     })
 }

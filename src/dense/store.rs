@@ -1,0 +1,146 @@
+//! Product vectors on disk and exact nearest-neighbour search over them.
+//!
+//! An index directory's `dense/` folder holds one unit vector per product (`vectors.f32`,
+//! little-endian, row-major), the product ids in row order and a hash of the text each was
+//! embedded from (`rows.json`), and what made them (`meta.json`: the encoder's identity and
+//! the text recipe). Rebuilding an index reuses the vector of every product whose text and
+//! encoder did not change.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use ndarray::{ArrayView1, ArrayView2};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::DenseError;
+
+const VECTORS: &str = "vectors.f32";
+const ROWS: &str = "rows.json";
+const META: &str = "meta.json";
+
+/// Which encoder made the vectors: vectors of different encoders never mix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncoderIdentity {
+    /// sha256 of the weights file.
+    pub weights_sha256: String,
+    pub dim: usize,
+    /// How a product becomes text, e.g. `title | brand | category`.
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Row {
+    id: String,
+    /// Hash of the embedded text, to reuse the vector when the text is unchanged.
+    text: String,
+}
+
+/// Vectors of a catalogue's products.
+pub struct VectorStore {
+    pub identity: EncoderIdentity,
+    rows: Vec<Row>,
+    data: Vec<f32>,
+    by_id: HashMap<String, usize>,
+}
+
+/// A short, stable hash of an embedded text.
+pub fn text_hash(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+impl VectorStore {
+    pub fn new(identity: EncoderIdentity) -> Self {
+        VectorStore { identity, rows: Vec::new(), data: Vec::new(), by_id: HashMap::new() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn push(&mut self, id: &str, text_hash: String, vector: &[f32]) {
+        self.by_id.insert(id.to_string(), self.rows.len());
+        self.rows.push(Row { id: id.to_string(), text: text_hash });
+        self.data.extend_from_slice(vector);
+    }
+
+    pub fn vector(&self, row: usize) -> &[f32] {
+        &self.data[row * self.identity.dim..(row + 1) * self.identity.dim]
+    }
+
+    pub fn id(&self, row: usize) -> &str {
+        &self.rows[row].id
+    }
+
+    pub fn row_of(&self, id: &str) -> Option<usize> {
+        self.by_id.get(id).copied()
+    }
+
+    /// Stored vectors by text hash, for reuse when rebuilding with the same encoder.
+    pub fn reusable(&self) -> HashMap<&str, &[f32]> {
+        self.rows.iter().enumerate().map(|(row, r)| (r.text.as_str(), self.vector(row))).collect()
+    }
+
+    /// Cosine similarity of `query` (unit length) with every product, as rows.
+    pub fn similarities(&self, query: &[f32]) -> Vec<f32> {
+        let dim = self.identity.dim;
+        match ArrayView2::from_shape((self.rows.len(), dim), &self.data) {
+            Ok(matrix) if query.len() == dim => matrix.dot(&ArrayView1::from(query)).to_vec(),
+            _ => vec![0.0; self.rows.len()],
+        }
+    }
+
+    /// The `k` most similar rows, best first (exact search).
+    pub fn nearest(&self, query: &[f32], k: usize) -> Vec<(usize, f32)> {
+        let scores = self.similarities(query);
+        let mut rows: Vec<(usize, f32)> = scores.into_iter().enumerate().collect();
+        let k = k.min(rows.len());
+        if k == 0 {
+            return Vec::new();
+        }
+        rows.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1));
+        rows.truncate(k);
+        rows.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        rows
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<(), DenseError> {
+        std::fs::create_dir_all(dir).map_err(|e| DenseError::io(dir, e))?;
+        let bytes: Vec<u8> = self.data.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let write = |name: &str, bytes: &[u8]| {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).map_err(|e| DenseError::io(&path, e))
+        };
+        write(VECTORS, &bytes)?;
+        write(ROWS, serde_json::to_string(&self.rows).unwrap_or_default().as_bytes())?;
+        write(META, serde_json::to_string_pretty(&self.identity).unwrap_or_default().as_bytes())
+    }
+
+    pub fn load(dir: &Path) -> Result<VectorStore, DenseError> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(|e| DenseError::io(&path, e))
+        };
+        let damaged =
+            |what: String| DenseError::Model(format!("{} is damaged: {what}; rebuild the index", dir.display()));
+        let identity: EncoderIdentity = serde_json::from_slice(&read(META)?).map_err(|e| damaged(e.to_string()))?;
+        let rows: Vec<Row> = serde_json::from_slice(&read(ROWS)?).map_err(|e| damaged(e.to_string()))?;
+        let bytes = read(VECTORS)?;
+        if bytes.len() != rows.len() * identity.dim * 4 {
+            return Err(damaged(format!(
+                "{} bytes of vectors for {} rows of {}",
+                bytes.len(),
+                rows.len(),
+                identity.dim
+            )));
+        }
+        let data = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let by_id = rows.iter().enumerate().map(|(row, r)| (r.id.clone(), row)).collect();
+        Ok(VectorStore { identity, rows, data, by_id })
+    }
+}

@@ -1,0 +1,105 @@
+//! Dense and hybrid retrieval on the demo shop: vectors in the index, semantic matches,
+//! filters, fusion, reuse of unchanged vectors.
+
+mod common;
+
+use shelf::catalog::{import_file, Format, ImportOptions};
+use shelf::dense::Encoder;
+use shelf::engine::{Engine, SearchError};
+use shelf::index::{build_with, BuildOptions};
+use shelf::search::{RankerKind, SearchRequest};
+
+fn request(q: &str, ranker: RankerKind, k: usize) -> SearchRequest {
+    let mut request = SearchRequest::new(q).with_k(k);
+    request.ranker = ranker;
+    request
+}
+
+fn engine() -> Engine {
+    Engine::open_with_encoder(common::demo_index(), &common::encoder_dir()).unwrap()
+}
+
+#[test]
+fn dense_finds_meaning_that_words_miss() {
+    let engine = engine();
+    assert_eq!(engine.rankers(), [RankerKind::Bm25, RankerKind::Dense, RankerKind::Hybrid]);
+    let manifest = engine.manifest();
+    let dense = manifest.dense.as_ref().expect("the demo index has vectors");
+    assert_eq!(dense.vectors, manifest.counts.products);
+    assert_eq!(dense.encoder.dim, 384);
+
+    // No title says "couch" for most sofas; the vectors know they are the same thing.
+    let response = engine.search(&request("comfy couch for the living room", RankerKind::Dense, 10)).unwrap();
+    let sofas =
+        response.results.iter().filter(|h| h.product.category.as_deref().unwrap_or("").contains("Sofa")).count();
+    assert!(sofas >= 7, "{:?}", response.results.iter().map(|h| &h.title).collect::<Vec<_>>());
+    assert!(response.results.iter().all(|h| h.sources.contains_key("dense") && !h.sources.contains_key("bm25")));
+    assert!(response.timings_ms.dense.is_some() && response.timings_ms.lexical.is_none());
+
+    // Filters hold for dense results too.
+    let mut filtered = request("comfy couch for the living room", RankerKind::Dense, 10);
+    filtered.filters.add_clause("price:..600").unwrap();
+    filtered.filters.add_clause("brand:northwood").unwrap();
+    let response = engine.search(&filtered).unwrap();
+    assert!(!response.results.is_empty());
+    for hit in &response.results {
+        assert!(hit.product.price.unwrap() <= 600.0 && hit.product.brand.as_deref() == Some("Northwood"));
+    }
+}
+
+#[test]
+fn hybrid_fuses_both_sources() {
+    let engine = engine();
+    let response = engine.search(&request("36 in vanity grey", RankerKind::Hybrid, 20)).unwrap();
+    assert_eq!(response.results.len(), 20);
+    assert!(response.results.iter().any(|h| h.sources.len() == 2), "some products come from both lists");
+    for hit in &response.results {
+        for source in hit.sources.values() {
+            assert!(source.rank >= 1);
+        }
+    }
+    let scores: Vec<f32> = response.results.iter().map(|h| h.score).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]));
+    assert!(response.timings_ms.fusion.is_some());
+
+    // The rerank protocol scores exactly the given products.
+    let ids: Vec<String> = response.results.iter().take(5).map(|h| h.id.clone()).collect();
+    for ranker in [RankerKind::Dense, RankerKind::Hybrid] {
+        let scored = engine.score_products("36 in vanity grey", ranker, &ids).unwrap();
+        assert_eq!(scored.len(), 5, "{ranker}");
+        assert!(scored.iter().all(|(id, _)| ids.contains(id)));
+    }
+}
+
+#[test]
+fn unchanged_products_reuse_their_vectors_and_lexical_indexes_refuse_dense() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("idx");
+    let catalog_path = dir.path().join("c.jsonl");
+    std::fs::write(
+        &catalog_path,
+        "{\"id\": \"1\", \"title\": \"Grey Sofa\"}\n{\"id\": \"2\", \"title\": \"Oak Desk\"}\n",
+    )
+    .unwrap();
+    let encoder = Encoder::load(&common::encoder_dir()).unwrap();
+    let options = BuildOptions::new("c", Format::Jsonl, "f");
+    let catalog = import_file(&catalog_path, &ImportOptions::new(Format::Jsonl), &|_| {}).unwrap();
+    let first = build_with(&catalog, &options, Some(&encoder), &out).unwrap();
+    assert_eq!(first.dense.unwrap().reused, 0);
+    std::fs::write(
+        &catalog_path,
+        "{\"id\": \"1\", \"title\": \"Grey Sofa\"}\n{\"id\": \"2\", \"title\": \"Oak Writing Desk\"}\n",
+    )
+    .unwrap();
+    let catalog = import_file(&catalog_path, &ImportOptions::new(Format::Jsonl), &|_| {}).unwrap();
+    let second = build_with(&catalog, &options, Some(&encoder), &out).unwrap();
+    assert_eq!(second.dense.unwrap().reused, 1, "the sofa's text did not change");
+
+    let lexical_only = dir.path().join("lex");
+    shelf::index::build(&catalog, &options, &lexical_only).unwrap();
+    let engine = Engine::open_with_encoder(&lexical_only, &common::encoder_dir()).unwrap();
+    match engine.search(&request("sofa", RankerKind::Dense, 5)) {
+        Err(SearchError::RankerUnavailable { reason, .. }) => assert!(reason.contains("no vectors"), "{reason}"),
+        other => panic!("expected ranker_unavailable, got {other:?}"),
+    }
+}
