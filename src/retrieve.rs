@@ -51,12 +51,12 @@ pub struct HybridConfig {
 impl Default for HybridConfig {
     fn default() -> Self {
         HybridConfig {
-            fusion: Fusion::Rrf,
+            fusion: Fusion::Convex,
             candidates: 100,
             rrf_k: 60.0,
             bm25_weight: 1.0,
             dense_weight: 1.0,
-            alpha: 0.5,
+            alpha: 0.2,
         }
     }
 }
