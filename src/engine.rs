@@ -183,10 +183,11 @@ impl Engine {
         let mut timings = Timings::default();
         let (mut total, mut fuzzy, mut relaxed, mut facets) = (0, false, false, None);
 
+        // Hybrid gathers a deeper candidate list from each source than it returns.
+        let depth =
+            if request.ranker == RankerKind::Hybrid { config.hybrid.candidates.max(request.k) } else { request.k };
         let mut lexical_list = Vec::new();
         if request.ranker != RankerKind::Dense {
-            let depth =
-                if request.ranker == RankerKind::Hybrid { config.hybrid.candidates.max(request.k) } else { request.k };
             let found = lexical.search(&request.query, &request.filters, depth, request.facets, &config.lexical)?;
             let searcher = lexical.searcher();
             for (at, hit) in found.hits.iter().enumerate() {
@@ -201,8 +202,6 @@ impl Engine {
         if request.ranker != RankerKind::Bm25 {
             let dense_started = Instant::now();
             let query = self.embed_query(&request.query)?;
-            let depth =
-                if request.ranker == RankerKind::Hybrid { config.hybrid.candidates.max(request.k) } else { request.k };
             dense_list = self.dense_candidates(&query, &request.filters, depth)?;
             timings.dense = Some(millis(dense_started));
             if request.ranker == RankerKind::Dense {
