@@ -284,7 +284,7 @@ impl Engine {
             let vector = self.embed_query(query)?;
             let mut scored: Vec<(String, f32)> = ids
                 .iter()
-                .filter_map(|id| store.row_of(id).map(|row| (id.clone(), dot(store.vector(row), &vector))))
+                .filter_map(|id| store.row_of(id).map(|row| (id.clone(), store.similarity(row, &vector))))
                 .collect();
             scored.sort_by(|a, b| b.1.total_cmp(&a.1));
             Ok(scored)
@@ -301,8 +301,4 @@ impl Engine {
             _ => lexical()?,
         })
     }
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }

@@ -86,6 +86,11 @@ impl VectorStore {
         self.rows.iter().enumerate().map(|(row, r)| (r.text.as_str(), self.vector(row))).collect()
     }
 
+    /// Cosine similarity of `query` (unit length) with the product in `row`.
+    pub fn similarity(&self, row: usize, query: &[f32]) -> f32 {
+        ArrayView1::from(self.vector(row)).dot(&ArrayView1::from(query))
+    }
+
     /// Cosine similarity of `query` (unit length) with every product, as rows.
     pub fn similarities(&self, query: &[f32]) -> Vec<f32> {
         let dim = self.identity.dim;
