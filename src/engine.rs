@@ -4,8 +4,8 @@
 //! through [`Engine::search`], so they all rank the same way. Rankers:
 //!
 //! - `bm25`: the lexical index alone;
-//! - `dense`: the products nearest to the query's vector (exact search over the index's
-//!   vectors), filtered;
+//! - `dense`: the products nearest to the query's vector (through the HNSW graph, or exact
+//!   search over every vector), filtered;
 //! - `hybrid`: both candidate lists fused ([`crate::retrieve`]).
 //!
 //! ```no_run
@@ -19,13 +19,19 @@
 //! }
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroUsize;
 use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
+
+use lru::LruCache;
 
 use crate::catalog::Product;
 use crate::dense::{model, DenseError, Encoder};
+use crate::features::{self, QueryText, Row, Signals};
 use crate::index::{IndexError, Manifest, ShelfIndex};
+use crate::ltr::{LtrModel, ModelError};
 use crate::retrieve::fuse;
 use crate::search::{Filters, Hit, RankerKind, SearchRequest, SearchResponse, SourceScore, Timings};
 
@@ -39,6 +45,17 @@ pub enum SearchError {
     Index(#[from] tantivy::TantivyError),
     #[error("search failed: {0}")]
     Dense(#[from] DenseError),
+    #[error("ranking failed: {0}")]
+    Model(#[from] ModelError),
+}
+
+/// Why an engine could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
 }
 
 pub struct Engine {
@@ -47,10 +64,39 @@ pub struct Engine {
     encoder: Option<Encoder>,
     /// Why dense and hybrid are unavailable, when they are.
     dense_problem: Option<String>,
+    /// Vectors of recent queries: shoppers repeat head queries, and evaluation embeds all
+    /// its queries in batches up front ([`Engine::embed_queries`]).
+    query_vectors: Mutex<LruCache<String, Arc<[f32]>>>,
+    /// The learned ranker, when one was loaded ([`Engine::with_model`]).
+    model: Option<LtrModel>,
+    /// Unit centroid of each category's product vectors, computed on first use.
+    centroids: OnceLock<Vec<(String, Vec<f32>)>>,
 }
+
+/// A hybrid candidate with its features, ready for the learned ranker.
+pub struct Candidate {
+    pub id: String,
+    pub product: Product,
+    pub sources: BTreeMap<String, SourceScore>,
+    pub features: Row,
+}
+
+/// Query vectors kept (384 floats each: about 15 MB).
+const QUERY_VECTORS: usize = 10_000;
 
 fn millis(since: Instant) -> f64 {
     (since.elapsed().as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// What a request's candidate generation found.
+#[derive(Default)]
+struct Gathered {
+    ranked: Vec<Ranked>,
+    total: u64,
+    fuzzy: bool,
+    relaxed: bool,
+    facets: Option<crate::search::Facets>,
+    timings: Timings,
 }
 
 /// One ranked product with its sources, before its stored data is read.
@@ -76,7 +122,7 @@ impl Engine {
             None => (None, Some("the index has no vectors (built without an encoder)".to_string())),
             Some(info) => match Encoder::load(encoder_dir) {
                 Err(error) => (None, Some(format!("cannot load the encoder: {error}"))),
-                Ok(encoder) if encoder.identity() != info.encoder => (
+                Ok(encoder) if !encoder.made(&info.encoder) => (
                     None,
                     Some(format!(
                         "the encoder in {} is not the one that made the index's vectors; rebuild the index",
@@ -91,7 +137,40 @@ impl Engine {
                 tracing::warn!(%problem, "dense and hybrid rankers are off");
             }
         }
-        Ok(Engine { index, encoder, dense_problem })
+        let capacity = NonZeroUsize::new(QUERY_VECTORS).unwrap_or(NonZeroUsize::MIN);
+        Ok(Engine {
+            index,
+            encoder,
+            dense_problem,
+            query_vectors: Mutex::new(LruCache::new(capacity)),
+            model: None,
+            centroids: OnceLock::new(),
+        })
+    }
+
+    /// Opens an index with its encoder and, when given, a learned ranker.
+    pub fn open_with(dir: &Path, encoder_dir: &Path, model_dir: Option<&Path>) -> Result<Engine, OpenError> {
+        let engine = Engine::open_with_encoder(dir, encoder_dir)?;
+        Ok(match model_dir {
+            Some(model) => engine.with_model(model)?,
+            None => engine,
+        })
+    }
+
+    /// Loads a learned ranker from a model directory: `ltr` becomes available, and the
+    /// default ranker.
+    pub fn with_model(mut self, dir: &Path) -> Result<Engine, ModelError> {
+        self.model = Some(LtrModel::load(dir)?);
+        Ok(self)
+    }
+
+    pub fn model(&self) -> Option<&LtrModel> {
+        self.model.as_ref()
+    }
+
+    /// The index's product vectors, when it has them.
+    pub fn vectors(&self) -> Option<&crate::dense::VectorStore> {
+        self.index.vectors.as_ref()
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -107,13 +186,20 @@ impl Engine {
         let mut rankers = vec![RankerKind::Bm25];
         if self.encoder.is_some() {
             rankers.extend([RankerKind::Dense, RankerKind::Hybrid]);
+            if self.model.is_some() {
+                rankers.push(RankerKind::Ltr);
+            }
         }
         rankers
     }
 
-    /// The ranker used when a request names none.
+    /// The ranker used when a request names none: the learned ranker when one is loaded.
     pub fn default_ranker(&self) -> RankerKind {
-        RankerKind::Bm25
+        if self.rankers().contains(&RankerKind::Ltr) {
+            RankerKind::Ltr
+        } else {
+            RankerKind::Bm25
+        }
     }
 
     pub fn product(&self, id: &str) -> Result<Option<Product>, SearchError> {
@@ -126,12 +212,15 @@ impl Engine {
         self
     }
 
-    fn check_ranker(&self, ranker: RankerKind) -> Result<(), SearchError> {
+    pub fn check_ranker(&self, ranker: RankerKind) -> Result<(), SearchError> {
         if self.rankers().contains(&ranker) {
             return Ok(());
         }
         let reason = match (ranker, &self.dense_problem) {
-            (RankerKind::Dense | RankerKind::Hybrid, Some(problem)) => problem.clone(),
+            (RankerKind::Dense | RankerKind::Hybrid | RankerKind::Ltr, Some(problem)) => problem.clone(),
+            (RankerKind::Ltr, None) => {
+                "no model is loaded: pass --model DIR (train one with `shelf train`)".to_string()
+            }
             _ => format!(
                 "this index serves {}",
                 self.rankers().iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
@@ -140,13 +229,43 @@ impl Engine {
         Err(SearchError::RankerUnavailable { ranker, reason })
     }
 
-    /// The query's vector.
-    pub fn embed_query(&self, text: &str) -> Result<Vec<f32>, SearchError> {
-        let encoder = self.encoder.as_ref().ok_or_else(|| SearchError::RankerUnavailable {
+    fn encoder(&self) -> Result<&Encoder, SearchError> {
+        self.encoder.as_ref().ok_or_else(|| SearchError::RankerUnavailable {
             ranker: RankerKind::Dense,
             reason: self.dense_problem.clone().unwrap_or_default(),
-        })?;
-        Ok(encoder.embed(&[text])?.pop().unwrap_or_default())
+        })
+    }
+
+    fn cached_vector(&self, text: &str) -> Option<Arc<[f32]>> {
+        self.query_vectors.lock().ok()?.get(text).cloned()
+    }
+
+    fn cache_vector(&self, text: &str, vector: Arc<[f32]>) {
+        if let Ok(mut cache) = self.query_vectors.lock() {
+            cache.put(text.to_string(), vector);
+        }
+    }
+
+    /// The query's vector.
+    pub fn embed_query(&self, text: &str) -> Result<Arc<[f32]>, SearchError> {
+        if let Some(vector) = self.cached_vector(text) {
+            return Ok(vector);
+        }
+        let vector: Arc<[f32]> = self.encoder()?.embed(&[text])?.pop().unwrap_or_default().into();
+        self.cache_vector(text, vector.clone());
+        Ok(vector)
+    }
+
+    /// Embeds many queries in batches (several times faster than one by one) so that the
+    /// searches that follow find their vectors ready; `progress` hears how many were done.
+    /// Keeps at most the last 10,000.
+    pub fn embed_queries(&self, texts: &[&str], progress: &dyn Fn(usize)) -> Result<(), SearchError> {
+        let missing: Vec<&str> = texts.iter().copied().filter(|text| self.cached_vector(text).is_none()).collect();
+        let vectors = self.encoder()?.embed_with_progress(&missing, progress)?;
+        for (text, vector) in missing.iter().zip(vectors) {
+            self.cache_vector(text, vector.into());
+        }
+        Ok(())
     }
 
     /// The `limit` products nearest to `query` that pass `filters`, with their products.
@@ -154,7 +273,7 @@ impl Engine {
         let Some(store) = &self.index.vectors else { return Ok(Vec::new()) };
         let mut want = if filters.is_empty() { limit } else { limit * 4 };
         loop {
-            let nearest = store.nearest(query, want);
+            let nearest = store.search(query, want, &self.index.config.dense);
             let mut ranked = Vec::with_capacity(limit);
             for (row, score) in &nearest {
                 let product = if filters.is_empty() { None } else { self.index.lexical.find(store.id(*row))? };
@@ -174,18 +293,14 @@ impl Engine {
         }
     }
 
-    pub fn search(&self, request: &SearchRequest) -> Result<SearchResponse, SearchError> {
+    /// The candidates of a request, best first, before they are cut to `k`: the lexical
+    /// list for bm25, the dense list for dense, and for hybrid every product either source
+    /// proposed within `depth`, fused.
+    fn gather(&self, request: &SearchRequest, depth: usize) -> Result<Gathered, SearchError> {
         let started = Instant::now();
-        request.validate().map_err(SearchError::InvalidRequest)?;
-        self.check_ranker(request.ranker)?;
         let lexical = &self.index.lexical;
         let config = &self.index.config;
-        let mut timings = Timings::default();
-        let (mut total, mut fuzzy, mut relaxed, mut facets) = (0, false, false, None);
-
-        // Hybrid gathers a deeper candidate list from each source than it returns.
-        let depth =
-            if request.ranker == RankerKind::Hybrid { config.hybrid.candidates.max(request.k) } else { request.k };
+        let mut gathered = Gathered::default();
         let mut lexical_list = Vec::new();
         if request.ranker != RankerKind::Dense {
             let found = lexical.search(&request.query, &request.filters, depth, request.facets, &config.lexical)?;
@@ -195,44 +310,227 @@ impl Engine {
                 let sources = BTreeMap::from([("bm25".to_string(), SourceScore { rank: at + 1, score: hit.score })]);
                 lexical_list.push(Ranked { id: product.id.clone(), score: hit.score, sources, product: Some(product) });
             }
-            (total, fuzzy, relaxed, facets) = (found.total, found.fuzzy, found.relaxed, found.facets);
-            timings.lexical = Some(millis(started));
+            (gathered.total, gathered.fuzzy, gathered.relaxed, gathered.facets) =
+                (found.total, found.fuzzy, found.relaxed, found.facets);
+            gathered.timings.lexical = Some(millis(started));
         }
         let mut dense_list = Vec::new();
         if request.ranker != RankerKind::Bm25 {
             let dense_started = Instant::now();
             let query = self.embed_query(&request.query)?;
             dense_list = self.dense_candidates(&query, &request.filters, depth)?;
-            timings.dense = Some(millis(dense_started));
+            gathered.timings.dense = Some(millis(dense_started));
             if request.ranker == RankerKind::Dense {
-                total = self.index.vectors.as_ref().map_or(0, |v| v.len() as u64);
+                gathered.total = self.index.vectors.as_ref().map_or(0, |v| v.len() as u64);
             }
         }
-        let mut ranked = match request.ranker {
-            RankerKind::Hybrid => {
+        gathered.ranked = match request.ranker {
+            RankerKind::Bm25 => lexical_list,
+            RankerKind::Dense => dense_list,
+            _ => {
                 let fusion_started = Instant::now();
                 let scores = |list: &[Ranked]| list.iter().map(|r| (r.id.clone(), r.score)).collect::<Vec<_>>();
                 let (bm25, dense) = (scores(&lexical_list), scores(&dense_list));
                 let fused = fuse(&[("bm25", &bm25), ("dense", &dense)], &config.hybrid);
-                let mut products: std::collections::HashMap<String, Option<Product>> =
+                let mut products: HashMap<String, Option<Product>> =
                     lexical_list.into_iter().chain(dense_list).map(|r| (r.id, r.product)).collect();
-                total = total.max(fused.len() as u64);
-                let ranked: Vec<Ranked> = fused
+                gathered.total = gathered.total.max(fused.len() as u64);
+                gathered.timings.fusion = Some(millis(fusion_started));
+                fused
                     .into_iter()
-                    .take(request.k)
                     .map(|c| Ranked {
                         product: products.remove(&c.id).flatten(),
                         id: c.id,
                         score: c.score,
                         sources: c.sources,
                     })
-                    .collect();
-                timings.fusion = Some(millis(fusion_started));
-                ranked
+                    .collect()
             }
-            RankerKind::Dense => dense_list,
-            _ => lexical_list,
         };
+        Ok(gathered)
+    }
+
+    /// Candidate generation alone: the ids `ranker` proposes for `query` when each source
+    /// looks `depth` deep (hybrid: the union of both sources' lists). Their share of a query's
+    /// relevant products is the ceiling of any reranker.
+    pub fn candidate_ids(&self, query: &str, ranker: RankerKind, depth: usize) -> Result<Vec<String>, SearchError> {
+        self.check_ranker(ranker)?;
+        let request = SearchRequest { ranker, ..SearchRequest::new(query) };
+        Ok(self.gather(&request, depth)?.ranked.into_iter().map(|r| r.id).collect())
+    }
+
+    /// Features of each candidate of `query` (a fused hybrid list from [`Engine::gather`]),
+    /// and of the products `extra` that retrieval did not propose (the judged products of
+    /// feature logging and of the rerank protocol).
+    fn featurize(&self, query: &str, ranked: Vec<Ranked>, extra: &[String]) -> Result<Vec<Candidate>, SearchError> {
+        let store = self.index.vectors.as_ref();
+        let vector = self.embed_query(query)?;
+        let lexical = &self.index.lexical;
+        // What the query's lists look like: scores are read relative to them.
+        let bm25_scores: Vec<f32> = ranked.iter().filter_map(|r| r.sources.get("bm25").map(|s| s.score)).collect();
+        let cosines: Vec<f32> = ranked.iter().filter_map(|r| r.sources.get("dense").map(|s| s.score)).collect();
+        let top = |v: &[f32]| v.iter().copied().reduce(f32::max);
+        let floor = |v: &[f32]| v.iter().copied().reduce(f32::min);
+        let mean_sd = (!bm25_scores.is_empty()).then(|| {
+            let n = bm25_scores.len() as f32;
+            let mean = bm25_scores.iter().sum::<f32>() / n;
+            let var = bm25_scores.iter().map(|s| (s - mean).powi(2)).sum::<f32>() / n;
+            (mean, var.sqrt())
+        });
+        let mut items: Vec<(Ranked, Option<usize>)> =
+            ranked.into_iter().enumerate().map(|(at, r)| (r, Some(at + 1))).collect();
+        let proposed: std::collections::HashSet<String> = items.iter().map(|(r, _)| r.id.clone()).collect();
+        for id in extra.iter().filter(|id| !proposed.contains(*id)) {
+            let ranked = Ranked { id: id.clone(), score: 0.0, sources: BTreeMap::new(), product: None };
+            items.push((ranked, None));
+        }
+        // BM25 of candidates the lexical list did not hold (one search for all of them).
+        let unscored: Vec<String> =
+            items.iter().filter(|(r, _)| !r.sources.contains_key("bm25")).map(|(r, _)| r.id.clone()).collect();
+        let bm25_of: HashMap<String, f32> =
+            lexical.score_ids(query, &unscored, &self.index.config.lexical)?.into_iter().collect();
+        let affinities = self.category_affinities(&vector);
+        let affinity_top = affinities.values().copied().reduce(f32::max);
+        let query_text = QueryText::new(query);
+        let mut candidates = Vec::with_capacity(items.len());
+        for (item, fused_rank) in items {
+            let product = match item.product {
+                Some(product) => product,
+                None => match lexical.find(&item.id)? {
+                    Some(product) => product,
+                    None => continue,
+                },
+            };
+            let bm25 = item.sources.get("bm25");
+            let signals = Signals {
+                bm25: bm25.map(|s| s.score).or_else(|| bm25_of.get(&item.id).copied()),
+                bm25_rank: bm25.map(|s| s.rank),
+                cosine: store
+                    .and_then(|s| s.row_of(&item.id))
+                    .and_then(|row| store.map(|s| s.similarity(row, &vector))),
+                dense_rank: item.sources.get("dense").map(|s| s.rank),
+                fused_rank,
+                bm25_top: top(&bm25_scores),
+                bm25_mean_sd: mean_sd,
+                bm25_floor: floor(&bm25_scores),
+                cosine_top: top(&cosines),
+                cosine_floor: floor(&cosines),
+                alpha: self.index.config.hybrid.alpha,
+                category_affinity: product.category.as_ref().and_then(|c| affinities.get(c.as_str()).copied()),
+                category_affinity_top: affinity_top,
+            };
+            let features = features::extract(&query_text, &product, &signals);
+            candidates.push(Candidate { id: item.id, product, sources: item.sources, features });
+        }
+        Ok(candidates)
+    }
+
+    /// Cosine of the query with each category's centroid.
+    fn category_affinities(&self, vector: &[f32]) -> HashMap<&str, f32> {
+        let centroids = self.centroids.get_or_init(|| self.compute_centroids().unwrap_or_default());
+        centroids
+            .iter()
+            .map(|(category, centroid)| (category.as_str(), crate::dense::ann::dot(centroid, vector)))
+            .collect()
+    }
+
+    fn compute_centroids(&self) -> Result<Vec<(String, Vec<f32>)>, SearchError> {
+        let Some(store) = &self.index.vectors else { return Ok(Vec::new()) };
+        let mut sums: HashMap<String, Vec<f32>> = HashMap::new();
+        for (id, category) in self.index.lexical.categories()? {
+            if let Some(row) = store.row_of(&id) {
+                let sum = sums.entry(category).or_insert_with(|| vec![0.0; store.identity.dim]);
+                for (s, v) in sum.iter_mut().zip(store.vector(row)) {
+                    *s += v;
+                }
+            }
+        }
+        Ok(sums
+            .into_iter()
+            .map(|(category, mut sum)| {
+                let norm = sum.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+                sum.iter_mut().for_each(|x| *x /= norm);
+                (category, sum)
+            })
+            .collect())
+    }
+
+    /// Orders candidates by the learned ranker; with `explain`, each of the first `k` gets its
+    /// feature values and SHAP contributions.
+    fn rerank(
+        &self,
+        query: &str,
+        candidates: Vec<Candidate>,
+        k: usize,
+        explain: bool,
+    ) -> Result<(Vec<Ranked>, HashMap<String, serde_json::Value>), SearchError> {
+        let model = self.model.as_ref().ok_or_else(|| SearchError::RankerUnavailable {
+            ranker: RankerKind::Ltr,
+            reason: "no model is loaded".into(),
+        })?;
+        let rows: Vec<Row> = candidates.iter().map(|c| c.features).collect();
+        let scores = model.score(query, &rows)?;
+        let mut order: Vec<usize> = (0..candidates.len()).collect();
+        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+        order.truncate(k);
+        let mut explains = HashMap::new();
+        if explain {
+            let chosen: Vec<Row> = order.iter().map(|&at| rows[at]).collect();
+            for (&at, contributions) in order.iter().zip(model.contributions(query, &chosen)?) {
+                explains.insert(candidates[at].id.clone(), explanation(&rows[at], &contributions, scores[at]));
+            }
+        }
+        let mut slots: Vec<Option<Candidate>> = candidates.into_iter().map(Some).collect();
+        let ranked = order
+            .into_iter()
+            .filter_map(|at| {
+                slots[at].take().map(|c| Ranked {
+                    id: c.id,
+                    score: scores[at] as f32,
+                    sources: c.sources,
+                    product: Some(c.product),
+                })
+            })
+            .collect();
+        Ok((ranked, explains))
+    }
+
+    /// Feature logging: the candidates of `query` (hybrid, each source `depth` deep) plus the
+    /// products `extra`, with their features.
+    pub fn candidates_with_features(
+        &self,
+        query: &str,
+        depth: usize,
+        extra: &[String],
+    ) -> Result<Vec<Candidate>, SearchError> {
+        self.check_ranker(RankerKind::Hybrid)?;
+        let request = SearchRequest { ranker: RankerKind::Hybrid, ..SearchRequest::new(query) };
+        let gathered = self.gather(&request, depth)?;
+        self.featurize(query, gathered.ranked, extra)
+    }
+
+    pub fn search(&self, request: &SearchRequest) -> Result<SearchResponse, SearchError> {
+        let started = Instant::now();
+        request.validate().map_err(SearchError::InvalidRequest)?;
+        self.check_ranker(request.ranker)?;
+        let lexical = &self.index.lexical;
+        // Hybrid gathers a deeper candidate list from each source than it returns.
+        let depth = match request.ranker {
+            RankerKind::Bm25 | RankerKind::Dense => request.k,
+            _ => self.index.config.hybrid.candidates.max(request.k),
+        };
+        let Gathered { mut ranked, total, fuzzy, relaxed, facets, mut timings } = self.gather(request, depth)?;
+        let mut explains: HashMap<String, serde_json::Value> = HashMap::new();
+        if request.ranker == RankerKind::Ltr {
+            let features_started = Instant::now();
+            let candidates = self.featurize(&request.query, ranked, &[])?;
+            timings.features = Some(millis(features_started));
+            let rank_started = Instant::now();
+            let (reranked, explained) = self.rerank(&request.query, candidates, request.k, request.explain)?;
+            ranked = reranked;
+            explains = explained;
+            timings.rank = Some(millis(rank_started));
+        }
         ranked.truncate(request.k);
 
         let fetch_started = Instant::now();
@@ -245,6 +543,7 @@ impl Engine {
                     None => continue,
                 },
             };
+            let explain = explains.remove(&item.id);
             results.push(Hit {
                 id: item.id,
                 title: product.title.clone(),
@@ -252,7 +551,7 @@ impl Engine {
                 rank: at + 1,
                 sources: item.sources,
                 product,
-                explain: None,
+                explain,
             });
         }
         timings.fetch = Some(millis(fetch_started));
@@ -290,6 +589,17 @@ impl Engine {
             Ok(scored)
         };
         Ok(match ranker {
+            RankerKind::Ltr => {
+                let depth = self.index.config.hybrid.candidates;
+                let wanted: std::collections::HashSet<&String> = ids.iter().collect();
+                let candidates: Vec<Candidate> = self
+                    .candidates_with_features(query, depth, ids)?
+                    .into_iter()
+                    .filter(|c| wanted.contains(&c.id))
+                    .collect();
+                let (ranked, _) = self.rerank(query, candidates, ids.len(), false)?;
+                ranked.into_iter().map(|r| (r.id, r.score)).collect()
+            }
             RankerKind::Dense => dense()?,
             RankerKind::Hybrid => {
                 let (bm25, dense) = (lexical()?, dense()?);
@@ -301,4 +611,28 @@ impl Engine {
             _ => lexical()?,
         })
     }
+}
+
+/// The `explain` of a result: feature values, their SHAP contributions (which, with the
+/// bias, sum to the score) and the features that moved the score most.
+fn explanation(row: &Row, contributions: &[f64], score: f64) -> serde_json::Value {
+    let features: serde_json::Map<String, serde_json::Value> = features::NAMES
+        .iter()
+        .zip(row)
+        .zip(contributions)
+        .map(|((name, value), contribution)| {
+            let value = if value.is_nan() { serde_json::Value::Null } else { serde_json::json!(value) };
+            (name.to_string(), serde_json::json!({"value": value, "contribution": contribution}))
+        })
+        .collect();
+    let mut top: Vec<(&str, f64)> = features::NAMES.iter().copied().zip(contributions.iter().copied()).collect();
+    top.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+    let top: Vec<serde_json::Value> =
+        top.into_iter().take(5).map(|(name, c)| serde_json::json!({"feature": name, "contribution": c})).collect();
+    serde_json::json!({
+        "score": score,
+        "bias": contributions.get(features::COUNT).copied().unwrap_or(0.0),
+        "features": features,
+        "top": top,
+    })
 }

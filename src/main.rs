@@ -36,6 +36,100 @@ enum Command {
     Eval(EvalArgs),
     /// Fetch, check and measure the sentence encoder.
     Model(ModelArgs),
+    /// Measure the HNSW graph's recall against exact dense search, and both latencies.
+    AnnRecall(AnnRecallArgs),
+    /// Log the features and labels of every judged query's candidates (LibSVM with qid).
+    Features(FeaturesArgs),
+    /// Train the learned ranker (LightGBM lambdarank, k-fold cross-validation by query).
+    Train(TrainArgs),
+}
+
+#[derive(Args)]
+struct JudgedArgs {
+    #[arg(long)]
+    index: PathBuf,
+    #[command(flatten)]
+    encoder: EncoderArg,
+    /// `qid<TAB>query` file.
+    #[arg(long)]
+    queries: PathBuf,
+    /// `qid 0 docid grade` file.
+    #[arg(long)]
+    qrels: PathBuf,
+}
+
+#[derive(Args, Clone)]
+struct TrainArgsCore {
+    /// Candidates each source proposes per query (as the hybrid ranker).
+    #[arg(long, default_value_t = 100)]
+    depth: usize,
+    /// Candidates nobody judged: drop them, or label them 0.
+    #[arg(long, default_value = "drop")]
+    unjudged: shelf::train::Unjudged,
+    #[arg(long, default_value_t = 5)]
+    folds: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// A TOML file with an `[lgbm]` table of LightGBM parameters.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+impl Default for TrainArgsCore {
+    fn default() -> Self {
+        TrainArgsCore { depth: 100, unjudged: shelf::train::Unjudged::Drop, folds: 5, seed: 42, config: None }
+    }
+}
+
+#[derive(Args)]
+struct FeaturesArgs {
+    #[command(flatten)]
+    judged: JudgedArgs,
+    /// The LibSVM file to write (`FILE.query` and `FILE.tsv` are written beside it).
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 100)]
+    depth: usize,
+    #[arg(long, default_value = "drop")]
+    unjudged: shelf::train::Unjudged,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    judged: JudgedArgs,
+    /// The model directory to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// lgbm (the neural ranker is not built yet).
+    #[arg(long, default_value = "lgbm")]
+    ranker: String,
+    #[command(flatten)]
+    core: TrainArgsCore,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct AnnRecallArgs {
+    #[arg(long)]
+    index: PathBuf,
+    #[command(flatten)]
+    encoder: EncoderArg,
+    /// `qid<TAB>query` file whose queries are searched.
+    #[arg(long)]
+    queries: PathBuf,
+    /// At most this many queries (the first ones).
+    #[arg(long, default_value_t = 1000)]
+    limit: usize,
+    /// Neighbours compared per query.
+    #[arg(short, long, default_value_t = 100)]
+    k: usize,
+    /// ef_search values to try (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "50,100,200,400")]
+    ef: Vec<usize>,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -90,8 +184,12 @@ struct EvalArgs {
     /// rerank: order each query's judged products; retrieve: search everything, top 100.
     #[arg(long, default_value = "retrieve")]
     protocol: Protocol,
-    #[arg(long, default_value = "bm25")]
-    ranker: RankerKind,
+    #[command(flatten)]
+    model: ModelArg,
+    /// bm25, dense, hybrid or ltr (default: ltr with --model, else bm25). A query the model
+    /// was trained on is scored by the cross-validation fold model that never saw it.
+    #[arg(long)]
+    ranker: Option<RankerKind>,
     /// Write the run (`qid Q0 docid rank score tag`) to this file.
     #[arg(long)]
     run: Option<PathBuf>,
@@ -109,6 +207,29 @@ struct EvalArgs {
 enum EvalAction {
     /// Compare two runs: side-by-side metrics, per-query deltas, paired significance tests.
     Compare(CompareArgs),
+    /// Candidate recall: the share of relevant products candidate generation finds.
+    Candidates(CandidatesArgs),
+}
+
+#[derive(Args)]
+struct CandidatesArgs {
+    #[arg(long)]
+    index: PathBuf,
+    #[command(flatten)]
+    encoder: EncoderArg,
+    #[arg(long)]
+    queries: PathBuf,
+    #[arg(long)]
+    qrels: PathBuf,
+    #[arg(long, default_value = "hybrid")]
+    ranker: RankerKind,
+    /// How deep each source looks (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "100,200,400")]
+    depth: Vec<usize>,
+    #[arg(long, default_value_t = eval::DEFAULT_THRESHOLD)]
+    threshold: i32,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -176,13 +297,23 @@ struct EncoderArg {
 }
 
 #[derive(Args)]
+struct ModelArg {
+    /// A model directory from `shelf train`: enables `--ranker ltr`, which becomes the default.
+    #[arg(long = "model", env = "SHELF_MODEL")]
+    model_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
 struct SearchArgs {
     #[arg(long)]
     index: PathBuf,
     #[command(flatten)]
     encoder: EncoderArg,
-    #[arg(long, default_value = "bm25")]
-    ranker: RankerKind,
+    #[command(flatten)]
+    model: ModelArg,
+    /// bm25, dense, hybrid or ltr (default: ltr with --model, else bm25).
+    #[arg(long)]
+    ranker: Option<RankerKind>,
     /// Results to show.
     #[arg(short, long, default_value_t = DEFAULT_K)]
     k: usize,
@@ -208,6 +339,8 @@ struct ServeArgs {
     index: PathBuf,
     #[command(flatten)]
     encoder: EncoderArg,
+    #[command(flatten)]
+    model: ModelArg,
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
     /// Enables POST /admin/reload for holders of this bearer token.
@@ -252,13 +385,24 @@ fn main() {
     let result = match cli.command {
         Command::Index(args) => run_index(args),
         Command::Search(args) => run_search(args),
-        Command::Serve(args) => run_serve(&args.index, &args.encoder.dir, args.addr, args.admin_token, None),
+        Command::Serve(args) => run_serve(
+            &args.index,
+            &args.encoder.dir,
+            args.model.model_dir.as_deref(),
+            args.addr,
+            args.admin_token,
+            None,
+        ),
         Command::Demo(args) => run_demo(args),
         Command::Eval(args) => match args.action {
             Some(EvalAction::Compare(compare)) => run_compare(compare),
+            Some(EvalAction::Candidates(candidates)) => run_candidates(candidates),
             None => run_eval(args),
         },
         Command::Model(args) => run_model(args.action),
+        Command::AnnRecall(args) => run_ann_recall(args),
+        Command::Features(args) => run_features(args),
+        Command::Train(args) => run_train(args),
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");
@@ -331,7 +475,8 @@ fn build_index(
 }
 
 fn run_search(args: SearchArgs) -> Result<()> {
-    let engine = Engine::open_with_encoder(&args.index, &args.encoder.dir)?;
+    let engine = Engine::open_with(&args.index, &args.encoder.dir, args.model.model_dir.as_deref())?;
+    let ranker = args.ranker.unwrap_or_else(|| engine.default_ranker());
     let mut filters = Filters::default();
     for clause in &args.filters {
         filters.add_clause(clause).map_err(anyhow::Error::msg)?;
@@ -339,7 +484,7 @@ fn run_search(args: SearchArgs) -> Result<()> {
     let request = |text: String| SearchRequest {
         query: text,
         k: args.k,
-        ranker: args.ranker,
+        ranker,
         filters: filters.clone(),
         facets: args.facets,
         explain: false,
@@ -417,11 +562,12 @@ fn search_many(engine: &Engine, path: &Path, request: impl Fn(String) -> SearchR
 fn run_serve(
     index: &Path,
     encoder: &Path,
+    model: Option<&Path>,
     addr: SocketAddr,
     admin_token: Option<String>,
     banner: Option<String>,
 ) -> Result<()> {
-    let state = server::AppState::open(index, encoder, admin_token)?;
+    let state = server::AppState::open(index, encoder, model, admin_token)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
@@ -470,6 +616,25 @@ fn run_demo(args: DemoArgs) -> Result<()> {
         println!("{report}");
         println!("built the demo index {} ({} products)", index_dir.display(), manifest.counts.products);
     }
+    // Train the learned ranker on the bundled judged queries when there is no usable model
+    // or the index was rebuilt under it.
+    let model_dir = root.join("models/demo");
+    let model_ok = fresh && Engine::open_with(&index_dir, &args.encoder.dir, Some(&model_dir)).is_ok();
+    if model_ok {
+        println!("demo model {} is up to date", model_dir.display());
+    } else {
+        let engine = Engine::open_with_encoder(&index_dir, &args.encoder.dir)?;
+        let queries = read_queries_file(&root.join(demo::QUERIES_PATH))?;
+        let qrels = read_qrels_file(&root.join(demo::QRELS_PATH))?;
+        let report = train_model(&engine, &queries, &qrels, &TrainArgsCore::default(), &model_dir, true)?;
+        println!(
+            "trained the demo model {} in {:.1}s (cross-validated nDCG@10 over candidates {:.4}, hybrid order {:.4})",
+            model_dir.display(),
+            report.seconds,
+            report.cv_ndcg10,
+            report.cv_ndcg10_hybrid
+        );
+    }
     if args.no_serve {
         return Ok(());
     }
@@ -484,7 +649,7 @@ fn run_demo(args: DemoArgs) -> Result<()> {
          curl {base}/products/D00001\n  \
          curl {base}/metrics\n"
     );
-    run_serve(&index_dir, &args.encoder.dir, args.addr, args.admin_token, Some(banner))
+    run_serve(&index_dir, &args.encoder.dir, Some(&model_dir), args.addr, args.admin_token, Some(banner))
 }
 
 fn open_reader(path: &Path) -> Result<std::io::BufReader<std::fs::File>> {
@@ -505,22 +670,18 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     let index = args.index.ok_or_else(|| missing("index"))?;
     let queries = read_queries_file(&args.queries.ok_or_else(|| missing("queries"))?)?;
     let qrels = read_qrels_file(&args.qrels.ok_or_else(|| missing("qrels"))?)?;
-    let mut engine = Engine::open_with_encoder(&index, &args.encoder.dir)?;
+    let mut engine = Engine::open_with(&index, &args.encoder.dir, args.model.model_dir.as_deref())?;
     if let Some(config) = &args.config {
         engine = engine.with_config(IndexConfig::from_file(config)?);
     }
-    let options = EvalOptions {
-        protocol: args.protocol,
-        ranker: args.ranker,
-        threshold: args.threshold,
-        show_progress: !args.json,
-    };
+    let ranker = args.ranker.unwrap_or_else(|| engine.default_ranker());
+    let options = EvalOptions { protocol: args.protocol, ranker, threshold: args.threshold, show_progress: !args.json };
     let report = eval::evaluate(&engine, &queries, &qrels, &options)?;
     if let Some(path) = &args.run {
         let mut out = std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
         );
-        eval::write_run(&mut out, &report, &format!("shelf-{}", args.ranker))?;
+        eval::write_run(&mut out, &report, &format!("shelf-{ranker}"))?;
         std::io::Write::flush(&mut out)?;
     }
     if args.json {
@@ -533,6 +694,30 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     );
     println!("{}", eval::metrics::NAMES.map(|n| format!("{n:>10}")).join(" "));
     println!("{}", eval::metrics::NAMES.map(|n| format!("{:>10.4}", report.mean.get(n).unwrap_or(0.0))).join(" "));
+    Ok(())
+}
+
+fn run_candidates(args: CandidatesArgs) -> Result<()> {
+    let queries = read_queries_file(&args.queries)?;
+    let qrels = read_qrels_file(&args.qrels)?;
+    let engine = Engine::open_with_encoder(&args.index, &args.encoder.dir)?;
+    let options = EvalOptions {
+        protocol: Protocol::Retrieve,
+        ranker: args.ranker,
+        threshold: args.threshold,
+        show_progress: !args.json,
+    };
+    for depth in args.depth {
+        let report = eval::candidate_recall(&engine, &queries, &qrels, &options, depth)?;
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            println!(
+                "{} candidates at depth {}: recall {:.4} of grade >= {} products over {} queries ({:.1} candidates per query)",
+                report.ranker, report.depth, report.recall, args.threshold, report.queries, report.candidates
+            );
+        }
+    }
     Ok(())
 }
 
@@ -563,6 +748,116 @@ fn run_compare(args: CompareArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&comparison)?);
     } else {
         print!("{}", comparison.text());
+    }
+    Ok(())
+}
+
+fn run_features(args: FeaturesArgs) -> Result<()> {
+    let engine = Engine::open_with_encoder(&args.judged.index, &args.judged.encoder.dir)?;
+    let queries = read_queries_file(&args.judged.queries)?;
+    let qrels = read_qrels_file(&args.judged.qrels)?;
+    let options = shelf::train::LogOptions { depth: args.depth, unjudged: args.unjudged, show_progress: true };
+    let logged = shelf::train::log_features(&engine, &queries, &qrels, &options)?;
+    shelf::train::write_log(&logged, &args.out)?;
+    let rows: usize = logged.iter().map(|q| q.rows.len()).sum();
+    println!(
+        "logged {rows} candidates of {} queries ({} features, schema {}) to {} (+ .query, .tsv)",
+        logged.len(),
+        shelf::features::COUNT,
+        shelf::features::SCHEMA_VERSION,
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// Logs features and trains: what `shelf train` and the demo share.
+fn train_model(
+    engine: &Engine,
+    queries: &[(String, String)],
+    qrels: &trec::Qrels,
+    core: &TrainArgsCore,
+    out: &Path,
+    show_progress: bool,
+) -> Result<shelf::train::TrainReport> {
+    let params = match &core.config {
+        Some(path) => shelf::train::LgbmParams::from_file(path)?,
+        None => shelf::train::LgbmParams::default(),
+    };
+    let log_options = shelf::train::LogOptions { depth: core.depth, unjudged: core.unjudged, show_progress };
+    let logged = shelf::train::log_features(engine, queries, qrels, &log_options)?;
+    let options = shelf::train::TrainOptions {
+        folds: core.folds,
+        seed: core.seed,
+        params,
+        unjudged: core.unjudged,
+        show_progress,
+    };
+    Ok(shelf::train::train(&logged, &options, out)?)
+}
+
+fn run_train(args: TrainArgs) -> Result<()> {
+    if args.ranker != "lgbm" {
+        bail!(
+            "--ranker {} is not available: shelf trains lgbm models (the neural ranker is not built yet)",
+            args.ranker
+        );
+    }
+    let engine = Engine::open_with_encoder(&args.judged.index, &args.judged.encoder.dir)?;
+    let queries = read_queries_file(&args.judged.queries)?;
+    let qrels = read_qrels_file(&args.judged.qrels)?;
+    let report = train_model(&engine, &queries, &qrels, &args.core, &args.out, !args.json)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    println!(
+        "trained {} on {} candidates of {} queries in {:.1}s: {} rounds (folds: {:?})",
+        args.out.display(),
+        report.rows,
+        report.queries,
+        report.seconds,
+        report.rounds,
+        report.fold_rounds
+    );
+    println!(
+        "cross-validated nDCG@10 over the logged candidates: {:.4} (hybrid order: {:.4})",
+        report.cv_ndcg10, report.cv_ndcg10_hybrid
+    );
+    println!("feature importance (gain):");
+    let total: f64 = report.importance.iter().map(|(_, g)| g).sum::<f64>().max(f64::MIN_POSITIVE);
+    for (name, gain) in report.importance.iter().take(15) {
+        println!("  {name:<22} {:>5.1}%", 100.0 * gain / total);
+    }
+    Ok(())
+}
+
+fn run_ann_recall(args: AnnRecallArgs) -> Result<()> {
+    let engine = Engine::open_with_encoder(&args.index, &args.encoder.dir)?;
+    engine.check_ranker(RankerKind::Dense)?;
+    let Some(store) = engine.vectors().filter(|store| store.has_ann()) else {
+        bail!("{} has no HNSW graph; rebuild it with `shelf index`", args.index.display());
+    };
+    let queries = read_queries_file(&args.queries)?;
+    let texts: Vec<&str> = queries.iter().take(args.limit).map(|(_, text)| text.as_str()).collect();
+    engine.embed_queries(&texts, &|_| {})?;
+    let vectors = texts.iter().map(|text| engine.embed_query(text)).collect::<Result<Vec<_>, _>>()?;
+    let vectors: Vec<&[f32]> = vectors.iter().map(|v| v.as_ref()).collect();
+    for ef in args.ef {
+        let report = dense::ann::measure_recall(store, &vectors, args.k, ef);
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            println!(
+                "ef_search {:>4}: recall@{} {:.4} over {} queries; ANN p50 {:.3} ms, p95 {:.3} ms; exact p50 {:.3} ms",
+                report.ef_search,
+                report.k,
+                report.recall,
+                report.queries,
+                report.ann_p50_ms,
+                report.ann_p95_ms,
+                report.exact_p50_ms
+            );
+        }
     }
     Ok(())
 }

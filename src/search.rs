@@ -45,6 +45,11 @@ pub enum RankerKind {
 
 impl RankerKind {
     pub const NAMES: &'static str = "bm25, dense, hybrid, ltr, neural";
+
+    /// Whether the ranker needs the query's vector.
+    pub fn uses_vectors(self) -> bool {
+        self != RankerKind::Bm25
+    }
 }
 
 impl FromStr for RankerKind {

@@ -16,7 +16,8 @@ struct Server {
 impl Server {
     async fn start(token: Option<&str>) -> (Server, Arc<AppState>) {
         let state =
-            AppState::open(common::demo_index(), common::encoder_dir().as_path(), token.map(String::from)).unwrap();
+            AppState::open(common::demo_index(), common::encoder_dir().as_path(), None, token.map(String::from))
+                .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let app = router(state.clone());

@@ -65,13 +65,15 @@ impl Encoder {
         Ok(Encoder { model, tokenizer, device, dim: config.hidden_size, weights_sha256 })
     }
 
-    /// What vectors made by this encoder are compatible with.
-    pub fn identity(&self) -> super::EncoderIdentity {
-        super::EncoderIdentity {
-            weights_sha256: self.weights_sha256.clone(),
-            dim: self.dim,
-            text: super::TEXT_RECIPE.to_string(),
-        }
+    /// What vectors made by this encoder from texts of `recipe` are compatible with.
+    pub fn identity(&self, recipe: &str) -> super::EncoderIdentity {
+        super::EncoderIdentity { weights_sha256: self.weights_sha256.clone(), dim: self.dim, text: recipe.to_string() }
+    }
+
+    /// Whether this encoder made vectors of `identity` (whatever their text), so it can
+    /// embed queries to search them.
+    pub fn made(&self, identity: &super::EncoderIdentity) -> bool {
+        self.weights_sha256 == identity.weights_sha256 && self.dim == identity.dim
     }
 
     /// Vector length.

@@ -16,26 +16,88 @@
 //! assert!(cosine > 0.5);
 //! ```
 
+pub mod ann;
 mod encoder;
 pub mod model;
 pub mod store;
 
+pub use ann::{AnnIndex, AnnParams};
 pub use encoder::Encoder;
 pub use store::{EncoderIdentity, VectorStore};
 
+use serde::{Deserialize, Serialize};
+
 use crate::catalog::Product;
 
-/// How a product becomes the text its vector is made from.
-pub const TEXT_RECIPE: &str = "title. brand. category";
+/// A part of a product that can go into the text its vector is made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextPart {
+    Title,
+    Brand,
+    Category,
+    Description,
+    /// `name: value` pairs.
+    Attributes,
+}
 
-/// The text a product's vector is made from (see [`TEXT_RECIPE`]).
-pub fn product_text(product: &Product) -> String {
-    let mut text = product.title.clone();
-    for part in [&product.brand, &product.category].into_iter().flatten() {
-        text.push_str(". ");
-        text.push_str(part);
+/// How a product becomes text, e.g. `title. brand. category` (recorded with the vectors).
+pub fn text_recipe(parts: &[TextPart]) -> String {
+    let names: Vec<String> = parts
+        .iter()
+        .map(|p| serde_json::to_value(p).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default())
+        .collect();
+    names.join(". ")
+}
+
+/// The text a product's vector is made from: its `parts` that it has, joined by ". ".
+pub fn product_text(product: &Product, parts: &[TextPart]) -> String {
+    let mut pieces: Vec<String> = Vec::with_capacity(parts.len());
+    for part in parts {
+        let piece = match part {
+            TextPart::Title => Some(product.title.clone()),
+            TextPart::Brand => product.brand.clone(),
+            TextPart::Category => product.category.clone(),
+            TextPart::Description => product.description.clone(),
+            TextPart::Attributes => (!product.attributes.is_empty())
+                .then(|| product.attributes.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")),
+        };
+        pieces.extend(piece.filter(|p| !p.trim().is_empty()));
     }
-    text
+    pieces.join(". ")
+}
+
+/// How dense search finds the nearest products (the `[dense]` table of the index config).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DenseConfig {
+    /// `ann` walks the HNSW graph; `exact` compares the query with every product.
+    pub search: DenseSearch,
+    /// How many candidates an ANN search keeps while walking the graph: higher is better
+    /// recall and slower.
+    pub ef_search: usize,
+    /// How the graph is built (changing it needs a rebuild).
+    pub ann: AnnParams,
+    /// What of a product is embedded, in order (changing it re-embeds every product).
+    pub text: Vec<TextPart>,
+}
+
+impl Default for DenseConfig {
+    fn default() -> Self {
+        DenseConfig {
+            search: DenseSearch::Ann,
+            ef_search: 200,
+            ann: AnnParams::default(),
+            text: vec![TextPart::Title, TextPart::Brand, TextPart::Category],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DenseSearch {
+    Ann,
+    Exact,
 }
 
 /// Why the dense layer failed.

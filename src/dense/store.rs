@@ -4,7 +4,8 @@
 //! little-endian, row-major), the product ids in row order and a hash of the text each was
 //! embedded from (`rows.json`), and what made them (`meta.json`: the encoder's identity and
 //! the text recipe). Rebuilding an index reuses the vector of every product whose text and
-//! encoder did not change.
+//! encoder did not change. Beside them, an HNSW graph ([`AnnIndex`]) answers approximate
+//! nearest-neighbour queries without comparing the query with every product.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -13,7 +14,7 @@ use ndarray::{ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::DenseError;
+use super::{AnnIndex, AnnParams, DenseConfig, DenseError, DenseSearch};
 
 const VECTORS: &str = "vectors.f32";
 const ROWS: &str = "rows.json";
@@ -42,6 +43,8 @@ pub struct VectorStore {
     rows: Vec<Row>,
     data: Vec<f32>,
     by_id: HashMap<String, usize>,
+    /// The graph over the vectors, when one was built.
+    ann: Option<AnnIndex>,
 }
 
 /// A short, stable hash of an embedded text.
@@ -52,7 +55,7 @@ pub fn text_hash(text: &str) -> String {
 
 impl VectorStore {
     pub fn new(identity: EncoderIdentity) -> Self {
-        VectorStore { identity, rows: Vec::new(), data: Vec::new(), by_id: HashMap::new() }
+        VectorStore { identity, rows: Vec::new(), data: Vec::new(), by_id: HashMap::new(), ann: None }
     }
 
     pub fn len(&self) -> usize {
@@ -88,7 +91,37 @@ impl VectorStore {
 
     /// Cosine similarity of `query` (unit length) with the product in `row`.
     pub fn similarity(&self, row: usize, query: &[f32]) -> f32 {
-        ArrayView1::from(self.vector(row)).dot(&ArrayView1::from(query))
+        super::ann::dot(self.vector(row), query)
+    }
+
+    /// Builds the HNSW graph over the vectors (replacing any); `progress` hears how many
+    /// rows were just inserted.
+    pub fn build_ann(&mut self, params: &AnnParams, progress: &dyn Fn(usize)) {
+        self.ann = None;
+        self.ann = Some(AnnIndex::build(self, params, progress));
+    }
+
+    pub fn has_ann(&self) -> bool {
+        self.ann.is_some()
+    }
+
+    /// The `k` rows nearest to `query`, best first, with their cosine: through the graph
+    /// when `config` asks for it and the index has one, else exact. Asking for a large share
+    /// of the catalogue is answered exactly, which is then as fast and never misses.
+    pub fn search(&self, query: &[f32], k: usize, config: &DenseConfig) -> Vec<(usize, f32)> {
+        match &self.ann {
+            Some(ann) if config.search == DenseSearch::Ann && k.saturating_mul(4) < self.len() => {
+                let mut rows: Vec<(usize, f32)> = ann
+                    .nearest_rows(query, k, config.ef_search)
+                    .into_iter()
+                    .filter(|&row| row < self.len())
+                    .map(|row| (row, self.similarity(row, query)))
+                    .collect();
+                rows.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                rows
+            }
+            _ => self.nearest(query, k),
+        }
     }
 
     /// Cosine similarity of `query` (unit length) with every product, as rows.
@@ -123,7 +156,11 @@ impl VectorStore {
         };
         write(VECTORS, &bytes)?;
         write(ROWS, serde_json::to_string(&self.rows).unwrap_or_default().as_bytes())?;
-        write(META, serde_json::to_string_pretty(&self.identity).unwrap_or_default().as_bytes())
+        write(META, serde_json::to_string_pretty(&self.identity).unwrap_or_default().as_bytes())?;
+        match &self.ann {
+            Some(ann) => ann.save(dir),
+            None => Ok(()),
+        }
     }
 
     pub fn load(dir: &Path) -> Result<VectorStore, DenseError> {
@@ -146,6 +183,7 @@ impl VectorStore {
         }
         let data = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         let by_id = rows.iter().enumerate().map(|(row, r)| (r.id.clone(), row)).collect();
-        Ok(VectorStore { identity, rows, data, by_id })
+        let ann = if AnnIndex::exists(dir) { Some(AnnIndex::load(dir, rows.len())?) } else { None };
+        Ok(VectorStore { identity, rows, data, by_id, ann })
     }
 }

@@ -132,6 +132,13 @@ pub fn evaluate(
     if judged.is_empty() {
         return Err(EvalError::NothingJudged);
     }
+    if options.ranker.uses_vectors() {
+        engine.check_ranker(options.ranker)?;
+        let texts: Vec<&str> = judged.iter().map(|(_, text)| text.as_str()).collect();
+        let progress = crate::progress::bar(texts.len() as u64, "embedding queries", options.show_progress);
+        engine.embed_queries(&texts, &|done| progress.inc(done as u64))?;
+        progress.finish_and_clear();
+    }
     let progress = crate::progress::bar(judged.len() as u64, "evaluating", options.show_progress);
     let per_query = judged
         .par_iter()
@@ -158,6 +165,65 @@ pub fn evaluate(
         mean: Metrics::mean(per_query.iter().map(|q| &q.metrics)),
         seconds: started.elapsed().as_secs_f64(),
         per_query,
+    })
+}
+
+/// How much of the relevant judged products a candidate generator finds.
+#[derive(Debug, Clone, Serialize)]
+pub struct CandidateRecall {
+    pub ranker: RankerKind,
+    /// How deep each source looked.
+    pub depth: usize,
+    /// Queries with at least one relevant product.
+    pub queries: usize,
+    /// Mean share of each query's relevant products among its candidates.
+    pub recall: f64,
+    /// Mean number of candidates per query.
+    pub candidates: f64,
+}
+
+/// Candidate recall at `depth`: the ceiling of any reranker put after `ranker`'s candidate
+/// generation (for hybrid, the union of both sources' top `depth`).
+pub fn candidate_recall(
+    engine: &Engine,
+    queries: &[(String, String)],
+    qrels: &Qrels,
+    options: &EvalOptions,
+    depth: usize,
+) -> Result<CandidateRecall, EvalError> {
+    let relevant = |qid: &str| -> Vec<&String> {
+        qrels
+            .get(qid)
+            .map_or_else(Vec::new, |j| j.iter().filter(|(_, g)| **g >= options.threshold).map(|(id, _)| id).collect())
+    };
+    let judged: Vec<&(String, String)> = queries.iter().filter(|(qid, _)| !relevant(qid).is_empty()).collect();
+    if judged.is_empty() {
+        return Err(EvalError::NothingJudged);
+    }
+    if options.ranker.uses_vectors() {
+        let texts: Vec<&str> = judged.iter().map(|(_, text)| text.as_str()).collect();
+        engine.embed_queries(&texts, &|_| {})?;
+    }
+    let progress = crate::progress::bar(judged.len() as u64, "candidates", options.show_progress);
+    let per_query = judged
+        .par_iter()
+        .map(|(qid, text)| {
+            let found: std::collections::HashSet<String> =
+                engine.candidate_ids(text, options.ranker, depth)?.into_iter().collect();
+            let wanted = relevant(qid);
+            let hits = wanted.iter().filter(|id| found.contains(id.as_str())).count();
+            progress.inc(1);
+            Ok((hits as f64 / wanted.len() as f64, found.len()))
+        })
+        .collect::<Result<Vec<_>, EvalError>>()?;
+    progress.finish_and_clear();
+    let n = per_query.len() as f64;
+    Ok(CandidateRecall {
+        ranker: options.ranker,
+        depth,
+        queries: per_query.len(),
+        recall: per_query.iter().map(|q| q.0).sum::<f64>() / n,
+        candidates: per_query.iter().map(|q| q.1 as f64).sum::<f64>() / n,
     })
 }
 

@@ -16,6 +16,7 @@ use super::IndexError;
 pub struct IndexConfig {
     pub lexical: LexicalConfig,
     pub hybrid: crate::retrieve::HybridConfig,
+    pub dense: crate::dense::DenseConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -144,6 +145,16 @@ impl IndexConfig {
         }
         if self.lexical.max_query_terms == 0 {
             return Err("lexical.max_query_terms must be at least 1".into());
+        }
+        let dense = &self.dense;
+        if dense.ef_search == 0 || dense.ann.ef_construction == 0 {
+            return Err("dense.ef_search and dense.ann.ef_construction must be at least 1".into());
+        }
+        if !dense.text.contains(&crate::dense::TextPart::Title) {
+            return Err("dense.text must include \"title\"".into());
+        }
+        if !(2..=255).contains(&dense.ann.m) {
+            return Err(format!("dense.ann.m must be between 2 and 255, got {}", dense.ann.m));
         }
         Ok(())
     }

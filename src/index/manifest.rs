@@ -32,6 +32,18 @@ pub struct DenseInfo {
     pub vectors: u64,
     /// Vectors carried over from the previous build (unchanged text, same encoder).
     pub reused: u64,
+    /// Time spent embedding.
+    pub seconds: f64,
+    /// The HNSW graph over the vectors (absent in indexes built before it existed: they
+    /// search exactly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ann: Option<AnnBuild>,
+}
+
+/// How the HNSW graph of an index was built.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnnBuild {
+    pub params: crate::dense::AnnParams,
     pub seconds: f64,
 }
 

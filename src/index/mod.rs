@@ -5,6 +5,7 @@
 //!   manifest.json   schema version, catalogue fingerprint, counts, build time
 //!   config.toml     boosts and other retrieval knobs (editable; read at open)
 //!   lexical/        the tantivy index
+//!   dense/          product vectors and their HNSW graph (when built with an encoder)
 //! ```
 //!
 //! [`build`] writes a complete directory next to the target and swaps it in only when it is
@@ -28,7 +29,7 @@ mod config;
 mod manifest;
 
 pub use config::{FieldBoosts, FuzzyConfig, IndexConfig, LexicalConfig, MatchConfig};
-pub use manifest::{CatalogSource, Counts, DenseInfo, Manifest, SCHEMA_VERSION};
+pub use manifest::{AnnBuild, CatalogSource, Counts, DenseInfo, Manifest, SCHEMA_VERSION};
 
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
@@ -123,7 +124,7 @@ pub fn build_with(
         progress.finish_and_clear();
         std::fs::write(staging.join(CONFIG_FILE), options.config.to_toml()).map_err(|e| IndexError::io(&staging, e))?;
         let dense = match encoder {
-            Some(encoder) => Some(embed_catalog(&catalog.products, encoder, out, &staging, options.show_progress)?),
+            Some(encoder) => Some(embed_catalog(&catalog.products, encoder, out, &staging, options)?),
             None => None,
         };
         let report = &catalog.report;
@@ -162,13 +163,15 @@ fn embed_catalog(
     encoder: &Encoder,
     previous: &Path,
     staging: &Path,
-    show_progress: bool,
+    options: &BuildOptions,
 ) -> Result<DenseInfo, IndexError> {
+    let show_progress = options.show_progress;
     let started = Instant::now();
-    let identity = encoder.identity();
+    let parts = &options.config.dense.text;
+    let identity = encoder.identity(&dense::text_recipe(parts));
     let old = VectorStore::load(&previous.join(DENSE_DIR)).ok().filter(|store| store.identity == identity);
     let reusable = old.as_ref().map(VectorStore::reusable).unwrap_or_default();
-    let texts: Vec<String> = products.iter().map(dense::product_text).collect();
+    let texts: Vec<String> = products.iter().map(|p| dense::product_text(p, parts)).collect();
     let hashes: Vec<String> = texts.iter().map(|text| dense::store::text_hash(text)).collect();
     let missing: Vec<usize> = (0..products.len()).filter(|&at| !reusable.contains_key(hashes[at].as_str())).collect();
     let progress = crate::progress::bar(missing.len() as u64, "embedding", show_progress);
@@ -187,12 +190,20 @@ fn embed_catalog(
             store.push(&product.id, hashes[at].clone(), vector);
         }
     }
+    let embedded = started.elapsed().as_secs_f64();
+    let graph_started = Instant::now();
+    let params = options.config.dense.ann;
+    let progress = crate::progress::bar(products.len() as u64, "ANN graph", show_progress);
+    store.build_ann(&params, &|done| progress.inc(done as u64));
+    progress.finish_and_clear();
+    let ann = AnnBuild { params, seconds: graph_started.elapsed().as_secs_f64() };
     store.save(&staging.join(DENSE_DIR))?;
     Ok(DenseInfo {
         encoder: identity,
         vectors: products.len() as u64,
         reused: (products.len() - missing.len()) as u64,
-        seconds: started.elapsed().as_secs_f64(),
+        seconds: embedded,
+        ann: Some(ann),
     })
 }
 

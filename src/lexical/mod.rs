@@ -271,6 +271,21 @@ impl LexicalIndex {
             .map_err(|e| TantivyError::InternalError(format!("stored product is not readable: {e}")))
     }
 
+    /// The id and category of every product that has a category.
+    pub fn categories(&self) -> tantivy::Result<Vec<(String, String)>> {
+        let searcher = self.reader.searcher();
+        let mut out = Vec::new();
+        for (segment, reader) in searcher.segment_readers().iter().enumerate() {
+            for doc in reader.doc_ids_alive() {
+                let product = self.product_with(&searcher, DocAddress::new(segment as u32, doc))?;
+                if let Some(category) = product.category {
+                    out.push((product.id, category));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Finds a product by id.
     pub fn find(&self, id: &str) -> tantivy::Result<Option<Product>> {
         let searcher = self.reader.searcher();

@@ -41,7 +41,7 @@ impl From<SearchError> for ApiError {
             SearchError::RankerUnavailable { .. } => {
                 ApiError::new(StatusCode::BAD_REQUEST, "ranker_unavailable", error.to_string())
             }
-            SearchError::Index(_) | SearchError::Dense(_) => {
+            SearchError::Index(_) | SearchError::Dense(_) | SearchError::Model(_) => {
                 tracing::error!(%error, "search failed");
                 ApiError::internal(error.to_string())
             }

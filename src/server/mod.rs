@@ -8,7 +8,7 @@
 //! | `GET /healthz`, `GET /readyz` | liveness; readiness with index facts |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /openapi.json` | the API description |
-//! | `POST /admin/reload` | reopen the index directory (bearer token) |
+//! | `POST /admin/reload` | reopen the index directory and the model (bearer token) |
 //! | `GET /` | a search page |
 //!
 //! The engine sits behind an atomic swap: a reload never drops a request in flight.
@@ -16,7 +16,7 @@
 //! ```no_run
 //! # async fn run() -> anyhow::Result<()> {
 //! use shelf::server::{AppState, router};
-//! let state = AppState::open("index/demo".as_ref(), "models/all-MiniLM-L6-v2".as_ref(), None)?;
+//! let state = AppState::open("index/demo".as_ref(), "models/all-MiniLM-L6-v2".as_ref(), None, None)?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! axum::serve(listener, router(state)).await?;
 //! # Ok(()) }
@@ -40,7 +40,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::engine::Engine;
-use crate::index::IndexError;
+use crate::engine::OpenError;
 
 /// Largest request body accepted (a search request is a few hundred bytes).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -52,24 +52,27 @@ pub struct AppState {
     engine: ArcSwap<Engine>,
     index_dir: PathBuf,
     encoder_dir: PathBuf,
+    model_dir: Option<PathBuf>,
     admin_token: Option<String>,
     metrics: PrometheusHandle,
     searches: tokio::sync::Semaphore,
 }
 
 impl AppState {
-    /// Opens the index directory for serving, with the sentence encoder in `encoder_dir`.
-    /// `admin_token` enables `POST /admin/reload`.
+    /// Opens the index directory for serving, with the sentence encoder in `encoder_dir` and
+    /// the learned ranker in `model_dir`. `admin_token` enables `POST /admin/reload`.
     pub fn open(
         index_dir: &Path,
         encoder_dir: &Path,
+        model_dir: Option<&Path>,
         admin_token: Option<String>,
-    ) -> Result<Arc<AppState>, IndexError> {
-        let engine = Engine::open_with_encoder(index_dir, encoder_dir)?;
+    ) -> Result<Arc<AppState>, OpenError> {
+        let engine = Engine::open_with(index_dir, encoder_dir, model_dir)?;
         Ok(Arc::new(AppState {
             engine: ArcSwap::from_pointee(engine),
             index_dir: index_dir.to_path_buf(),
             encoder_dir: encoder_dir.to_path_buf(),
+            model_dir: model_dir.map(Path::to_path_buf),
             admin_token: admin_token.filter(|t| !t.is_empty()),
             metrics: metrics_handle(),
             searches: tokio::sync::Semaphore::new(MAX_CONCURRENT_SEARCHES),

@@ -185,8 +185,8 @@ pub(super) async fn reload(State(state): State<Arc<AppState>>, headers: HeaderMa
             "a valid `Authorization: Bearer TOKEN` header is required",
         ));
     }
-    let (dir, encoder) = (state.index_dir.clone(), state.encoder_dir.clone());
-    let engine = tokio::task::spawn_blocking(move || Engine::open_with_encoder(&dir, &encoder))
+    let (dir, encoder, model) = (state.index_dir.clone(), state.encoder_dir.clone(), state.model_dir.clone());
+    let engine = tokio::task::spawn_blocking(move || Engine::open_with(&dir, &encoder, model.as_deref()))
         .await
         .map_err(|e| ApiError::internal(format!("reload task failed: {e}")))?
         .map_err(|e| ApiError::new(StatusCode::CONFLICT, "reload_failed", format!("kept the current index: {e}")))?;

@@ -1,0 +1,494 @@
+//! Features: what the learned ranker knows about one product for one query.
+//!
+//! Every candidate of a query becomes a row of [`NAMES`] numbers. They are chosen to mean the
+//! same thing in any catalogue, so a model trained on one shop ranks another: ranks, scores
+//! relative to the query's best, cosines, shares of the query's words a field holds, rather
+//! than raw BM25 magnitudes that depend on one catalogue's statistics. A value the product
+//! does not have (no price, no brand, not proposed by a source) is missing (`NaN`, which
+//! LightGBM treats as missing), never 0.
+//!
+//! The schema is versioned: a model records [`SCHEMA_VERSION`] and [`NAMES`], and a model
+//! trained on another schema is refused.
+//!
+//! ```
+//! use shelf::catalog::Product;
+//! use shelf::features::{self, QueryText, Signals};
+//!
+//! let product: Product = serde_json::from_str(r#"{"id": "1", "title": "Oak Vanity 36 in. Grey"}"#).unwrap();
+//! let query = QueryText::new("36 in vanity grey");
+//! let row = features::extract(&query, &product, &Signals::default());
+//! assert_eq!(row[features::index_of("title_word_share").unwrap()], 1.0);
+//! assert_eq!(row[features::index_of("number_share").unwrap()], 1.0);
+//! assert!(row[features::index_of("log_price").unwrap()].is_nan()); // no price: missing
+//! ```
+
+use std::collections::HashSet;
+
+use tantivy::tokenizer::{Language, LowerCaser, SimpleTokenizer, Stemmer, TextAnalyzer};
+
+use crate::catalog::Product;
+
+/// Bumped whenever a feature is added, removed, reordered or changes meaning.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The features, in the order of a row. Documented in the README's feature table.
+pub const NAMES: [&str; 37] = [
+    // Candidate sources (scale-free).
+    "bm25_rel",     // BM25 / the query's best BM25
+    "bm25_rank",    // rank in the BM25 list (missing beyond its depth)
+    "bm25_z",       // BM25 z-score over the query's BM25 list
+    "dense_cosine", // cosine of query and product vectors
+    "dense_gap",    // the query's best cosine − this cosine
+    "dense_rank",   // rank in the dense list (missing beyond its depth)
+    "fused_score",  // the hybrid convex score, from the two normalised scores
+    "fused_rank",   // rank in the fused list
+    "sources",      // how many sources proposed the product (0, 1, 2)
+    // Query–title matching.
+    "title_word_share",   // share of query words in the title, exactly
+    "title_stem_share",   // … by stem ("chairs" ~ "chair")
+    "title_fuzzy_share",  // … within one edit (words of 4+ letters)
+    "title_all_words",    // 1 when every query word is in the title (by stem)
+    "title_phrase",       // 1 when the whole query appears in the title as a phrase
+    "title_in_order",     // 1 when the matched words keep the query's order (missing if < 2)
+    "title_first_match",  // position of the first matched title word / title length
+    "title_coverage",     // share of title words the query matched (specificity)
+    "title_bigram_share", // share of adjacent query word pairs adjacent in the title
+    "number_share",       // share of the query's numbers ("36", "3/4", "2x4") in title/attributes
+    "unit_share",         // share of the query's number+unit pairs ("36 in") in the title
+    "last_word_match",    // 1 when the query's last word (usually the product type) matches
+    // Other fields.
+    "brand_match",       // 1 when the product's brand is named in the query (missing: no brand)
+    "category_share",    // share of query words in the category path
+    "description_share", // share of query words in the description
+    "attributes_share",  // share of query words in the attributes
+    "any_field_share",   // share of query words in any field
+    // The query.
+    "query_words",
+    "query_has_digits",
+    // The product.
+    "title_words",
+    "log_price",
+    "rating",
+    "log_reviews",
+    "log_popularity",
+    "in_stock",
+    "has_description",
+    // Query–category affinity.
+    "category_affinity",     // cosine of the query and the centroid of the product's category
+    "category_affinity_gap", // the query's best category affinity − this one
+];
+
+pub const COUNT: usize = NAMES.len();
+
+/// One candidate's features, in [`NAMES`] order.
+pub type Row = [f32; COUNT];
+
+/// The position of a feature in a row.
+pub fn index_of(name: &str) -> Option<usize> {
+    NAMES.iter().position(|n| *n == name)
+}
+
+/// What retrieval knows about a candidate (each `None` becomes missing).
+#[derive(Debug, Clone, Default)]
+pub struct Signals {
+    /// BM25 score, and rank when in the lexical list.
+    pub bm25: Option<f32>,
+    pub bm25_rank: Option<usize>,
+    pub cosine: Option<f32>,
+    pub dense_rank: Option<usize>,
+    pub fused_rank: Option<usize>,
+    /// The query's best BM25, mean and standard deviation over its lexical list.
+    pub bm25_top: Option<f32>,
+    pub bm25_mean_sd: Option<(f32, f32)>,
+    /// The lowest BM25 of the lexical list (for min-max normalisation).
+    pub bm25_floor: Option<f32>,
+    /// The best and lowest cosine of the dense list.
+    pub cosine_top: Option<f32>,
+    pub cosine_floor: Option<f32>,
+    /// The hybrid convex weight of the dense score.
+    pub alpha: f32,
+    pub category_affinity: Option<f32>,
+    pub category_affinity_top: Option<f32>,
+}
+
+/// A query, analysed once for all its candidates.
+pub struct QueryText {
+    pub text: String,
+    /// Lowercased words.
+    words: Vec<String>,
+    stems: Vec<String>,
+    numbers: Vec<String>,
+    /// "36in"-style number+unit pairs.
+    units: Vec<String>,
+    phrase: String,
+    analyzer: TextAnalyzer,
+}
+
+impl QueryText {
+    pub fn new(text: &str) -> QueryText {
+        let mut analyzer = stemming_analyzer();
+        let words = words(text);
+        let stems = words.iter().map(|w| stem(&mut analyzer, w)).collect();
+        QueryText {
+            text: text.to_string(),
+            numbers: numbers(text),
+            units: units(&words),
+            phrase: words.join(" "),
+            words,
+            stems,
+            analyzer,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+}
+
+fn stemming_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default()).filter(LowerCaser).filter(Stemmer::new(Language::English)).build()
+}
+
+fn stem(analyzer: &mut TextAnalyzer, word: &str) -> String {
+    let mut stream = analyzer.token_stream(word);
+    let mut out = String::new();
+    while stream.advance() {
+        out.push_str(&stream.token().text);
+    }
+    out
+}
+
+/// Lowercased alphanumeric words.
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+}
+
+/// Numbers as written in product data: `36`, `3/4`, `2x4`, `1.5` (a number glued to a
+/// unit, `36in`, gives `36`).
+fn numbers(text: &str) -> Vec<String> {
+    let lower = text.to_lowercase();
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut chars = lower.chars().peekable();
+    while let Some(c) = chars.next() {
+        let joins = matches!(c, '/' | '.' | 'x')
+            && !current.is_empty()
+            && current.chars().last().is_some_and(|l| l.is_ascii_digit())
+            && chars.peek().is_some_and(|n| n.is_ascii_digit());
+        if c.is_ascii_digit() || joins {
+            current.push(c);
+        } else if !current.is_empty() {
+            out.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out.dedup();
+    out
+}
+
+/// Units shoppers write after numbers, mapped to one spelling.
+fn unit(word: &str) -> Option<&'static str> {
+    Some(match word.trim_end_matches('.') {
+        "in" | "inch" | "inches" | "\"" => "in",
+        "ft" | "foot" | "feet" => "ft",
+        "gal" | "gallon" | "gallons" => "gal",
+        "lb" | "lbs" | "pound" | "pounds" => "lb",
+        "oz" | "ounce" | "ounces" => "oz",
+        "v" | "volt" | "volts" => "v",
+        "w" | "watt" | "watts" => "w",
+        "mm" => "mm",
+        "cm" => "cm",
+        "qt" | "quart" => "qt",
+        "pk" | "pack" => "pack",
+        "amp" | "amps" | "a" => "amp",
+        _ => return None,
+    })
+}
+
+/// "36 in", "36in", "36-inch" → "36in": a number with the unit after it.
+fn units(words: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (at, word) in words.iter().enumerate() {
+        let digits: String = word.chars().take_while(char::is_ascii_digit).collect();
+        if digits.is_empty() {
+            continue;
+        }
+        let rest = &word[digits.len()..];
+        let unit_word = if rest.is_empty() { words.get(at + 1).map(String::as_str) } else { Some(rest) };
+        if let Some(u) = unit_word.and_then(unit) {
+            out.push(format!("{digits}{u}"));
+        }
+    }
+    out
+}
+
+fn share(matched: usize, of: usize) -> f32 {
+    if of == 0 {
+        f32::NAN
+    } else {
+        matched as f32 / of as f32
+    }
+}
+
+fn flag(value: bool) -> f32 {
+    if value {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+fn opt(value: Option<f32>) -> f32 {
+    value.unwrap_or(f32::NAN)
+}
+
+/// Whether `a` and `b` are within one edit (insert, delete, substitute, swap).
+fn one_edit(a: &str, b: &str) -> bool {
+    a.chars().count() >= 4 && strsim::damerau_levenshtein(a, b) <= 1
+}
+
+/// Words of a field, with their stems.
+struct FieldWords {
+    words: Vec<String>,
+    stems: Vec<String>,
+}
+
+impl FieldWords {
+    fn new(analyzer: &mut TextAnalyzer, text: &str) -> FieldWords {
+        let words = words(text);
+        let stems = words.iter().map(|w| stem(analyzer, w)).collect();
+        FieldWords { words, stems }
+    }
+
+    /// Share of the query's words this field holds (exactly or by stem).
+    fn query_share(&self, query: &QueryText) -> f32 {
+        let stems: HashSet<&str> = self.stems.iter().map(String::as_str).collect();
+        let words: HashSet<&str> = self.words.iter().map(String::as_str).collect();
+        let matched = query
+            .words
+            .iter()
+            .zip(&query.stems)
+            .filter(|(w, s)| words.contains(w.as_str()) || stems.contains(s.as_str()))
+            .count();
+        share(matched, query.words.len())
+    }
+}
+
+/// The features of `product` for `query`, given what retrieval knows (`signals`).
+pub fn extract(query: &QueryText, product: &Product, signals: &Signals) -> Row {
+    let mut analyzer = query.analyzer.clone();
+    let title = FieldWords::new(&mut analyzer, &product.title);
+    let mut row = [f32::NAN; COUNT];
+    let mut set = |name: &str, value: f32| {
+        if let Some(at) = index_of(name) {
+            row[at] = value;
+        }
+    };
+
+    // Sources.
+    let s = signals;
+    set(
+        "bm25_rel",
+        match (s.bm25, s.bm25_top) {
+            (Some(score), Some(top)) if top > 0.0 => score / top,
+            _ => f32::NAN,
+        },
+    );
+    set("bm25_rank", opt(s.bm25_rank.map(|r| r as f32)));
+    set(
+        "bm25_z",
+        match (s.bm25, s.bm25_mean_sd) {
+            (Some(score), Some((mean, sd))) if sd > 0.0 => (score - mean) / sd,
+            _ => f32::NAN,
+        },
+    );
+    set("dense_cosine", opt(s.cosine));
+    set(
+        "dense_gap",
+        match (s.cosine, s.cosine_top) {
+            (Some(c), Some(top)) => top - c,
+            _ => f32::NAN,
+        },
+    );
+    set("dense_rank", opt(s.dense_rank.map(|r| r as f32)));
+    let normalised = |value: Option<f32>, top: Option<f32>, floor: Option<f32>| match (value, top, floor) {
+        (Some(v), Some(t), Some(f)) if t > f => ((v - f) / (t - f)).max(0.0),
+        (Some(_), Some(_), Some(_)) => 1.0,
+        _ => 0.0,
+    };
+    let fused = s.alpha * normalised(s.cosine, s.cosine_top, s.cosine_floor)
+        + (1.0 - s.alpha) * normalised(s.bm25, s.bm25_top, s.bm25_floor);
+    set("fused_score", fused);
+    set("fused_rank", opt(s.fused_rank.map(|r| r as f32)));
+    set("sources", (usize::from(s.bm25_rank.is_some()) + usize::from(s.dense_rank.is_some())) as f32);
+
+    // Title matching.
+    let n = query.words.len();
+    let title_words: HashSet<&str> = title.words.iter().map(String::as_str).collect();
+    let title_stems: HashSet<&str> = title.stems.iter().map(String::as_str).collect();
+    let exact = query.words.iter().filter(|w| title_words.contains(w.as_str())).count();
+    let by_stem: Vec<bool> = query
+        .words
+        .iter()
+        .zip(&query.stems)
+        .map(|(w, s)| title_words.contains(w.as_str()) || title_stems.contains(s.as_str()))
+        .collect();
+    let stemmed = by_stem.iter().filter(|m| **m).count();
+    let fuzzy =
+        query.words.iter().zip(&by_stem).filter(|(w, m)| **m || title.words.iter().any(|t| one_edit(w, t))).count();
+    set("title_word_share", share(exact, n));
+    set("title_stem_share", share(stemmed, n));
+    set("title_fuzzy_share", share(fuzzy, n));
+    set("title_all_words", if n == 0 { f32::NAN } else { flag(stemmed == n) });
+    set("title_phrase", if n == 0 { f32::NAN } else { flag(title.words.join(" ").contains(&query.phrase)) });
+    // Where each matched query word first appears in the title.
+    let positions: Vec<usize> = query
+        .words
+        .iter()
+        .zip(&query.stems)
+        .filter_map(|(w, s)| title.words.iter().zip(&title.stems).position(|(tw, ts)| tw == w || ts == s))
+        .collect();
+    set(
+        "title_in_order",
+        if positions.len() < 2 { f32::NAN } else { flag(positions.windows(2).all(|p| p[0] <= p[1])) },
+    );
+    set(
+        "title_first_match",
+        match positions.iter().min() {
+            Some(first) if !title.words.is_empty() => *first as f32 / title.words.len() as f32,
+            _ => f32::NAN,
+        },
+    );
+    let query_stems: HashSet<&str> = query.stems.iter().map(String::as_str).collect();
+    let covered = title.stems.iter().filter(|s| query_stems.contains(s.as_str())).count();
+    set("title_coverage", share(covered, title.words.len()));
+    let title_pairs: HashSet<(&str, &str)> = title.stems.windows(2).map(|p| (p[0].as_str(), p[1].as_str())).collect();
+    let query_pairs: Vec<(&str, &str)> = query.stems.windows(2).map(|p| (p[0].as_str(), p[1].as_str())).collect();
+    let pairs = query_pairs.iter().filter(|p| title_pairs.contains(p)).count();
+    set("title_bigram_share", share(pairs, query_pairs.len()));
+    let attribute_text: String = product.attributes.values().map(String::as_str).collect::<Vec<_>>().join(" ");
+    let product_numbers: HashSet<String> =
+        numbers(&product.title).into_iter().chain(numbers(&attribute_text)).collect();
+    let numbers_matched = query.numbers.iter().filter(|x| product_numbers.contains(*x)).count();
+    set("number_share", share(numbers_matched, query.numbers.len()));
+    let product_units: HashSet<String> = units(&title.words).into_iter().collect();
+    let units_matched = query.units.iter().filter(|u| product_units.contains(*u)).count();
+    set("unit_share", share(units_matched, query.units.len()));
+    set("last_word_match", by_stem.last().map_or(f32::NAN, |m| flag(*m)));
+
+    // Other fields.
+    set(
+        "brand_match",
+        match &product.brand {
+            Some(brand) if !brand.trim().is_empty() => {
+                let brand_words = words(brand);
+                flag(!brand_words.is_empty() && brand_words.iter().all(|b| query.words.contains(b)))
+            }
+            _ => f32::NAN,
+        },
+    );
+    let field_share = |analyzer: &mut TextAnalyzer, text: Option<&str>| match text {
+        Some(text) if !text.trim().is_empty() => FieldWords::new(analyzer, text).query_share(query),
+        _ => f32::NAN,
+    };
+    set("category_share", field_share(&mut analyzer, product.category.as_deref()));
+    set("description_share", field_share(&mut analyzer, product.description.as_deref()));
+    set("attributes_share", field_share(&mut analyzer, Some(&attribute_text)));
+    let everything = [
+        product.title.as_str(),
+        product.brand.as_deref().unwrap_or(""),
+        product.category.as_deref().unwrap_or(""),
+        product.description.as_deref().unwrap_or(""),
+        &attribute_text,
+    ]
+    .join(" ");
+    set("any_field_share", field_share(&mut analyzer, Some(&everything)));
+
+    // The query and the product.
+    set("query_words", n as f32);
+    set("query_has_digits", flag(query.text.chars().any(|c| c.is_ascii_digit())));
+    set("title_words", title.words.len() as f32);
+    set("log_price", opt(product.price.filter(|p| *p >= 0.0).map(|p| (p as f32).ln_1p())));
+    set("rating", opt(product.rating.map(|r| r as f32)));
+    set("log_reviews", opt(product.review_count.map(|r| (r as f32).ln_1p())));
+    set("log_popularity", opt(product.popularity.filter(|p| *p >= 0.0).map(|p| (p as f32).ln_1p())));
+    set("in_stock", opt(product.in_stock.map(flag)));
+    set("has_description", flag(product.description.as_deref().is_some_and(|d| !d.trim().is_empty())));
+    set("category_affinity", opt(s.category_affinity));
+    set(
+        "category_affinity_gap",
+        match (s.category_affinity, s.category_affinity_top) {
+            (Some(a), Some(top)) => top - a,
+            _ => f32::NAN,
+        },
+    );
+    row
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn product(json: &str) -> Product {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn value(row: &Row, name: &str) -> f32 {
+        row[index_of(name).unwrap()]
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let unique: HashSet<&str> = NAMES.iter().copied().collect();
+        assert_eq!(unique.len(), COUNT);
+    }
+
+    #[test]
+    fn numbers_and_units_are_read_as_shoppers_write_them() {
+        assert_eq!(numbers("3/4 in. x 3 in. 2x4 1.5 gal"), vec!["3/4", "3", "2x4", "1.5"]);
+        assert_eq!(units(&words("36 in vanity 8ft 3-gal")), vec!["36in", "8ft", "3gal"]);
+        let q = QueryText::new("36 in vanity");
+        let row = extract(&q, &product(r#"{"id":"1","title":"Vanity 36 in. Grey"}"#), &Signals::default());
+        assert_eq!(value(&row, "unit_share"), 1.0);
+        let row = extract(&q, &product(r#"{"id":"1","title":"Vanity 30 in. Grey"}"#), &Signals::default());
+        assert_eq!(value(&row, "number_share"), 0.0);
+        assert_eq!(value(&row, "unit_share"), 0.0);
+    }
+
+    #[test]
+    fn typos_stems_and_order() {
+        let q = QueryText::new("chairs ofice");
+        let row = extract(&q, &product(r#"{"id":"1","title":"Office Chair"}"#), &Signals::default());
+        assert_eq!(value(&row, "title_word_share"), 0.0);
+        assert_eq!(value(&row, "title_stem_share"), 0.5);
+        assert_eq!(value(&row, "title_fuzzy_share"), 1.0);
+        let q = QueryText::new("office chair");
+        let row = extract(&q, &product(r#"{"id":"1","title":"Chair for the Office"}"#), &Signals::default());
+        assert_eq!(value(&row, "title_in_order"), 0.0);
+        assert_eq!(value(&row, "title_phrase"), 0.0);
+        assert_eq!(value(&row, "title_all_words"), 1.0);
+    }
+
+    #[test]
+    fn missing_product_data_is_missing_not_zero() {
+        let q = QueryText::new("lamp");
+        let row = extract(&q, &product(r#"{"id":"1","title":"Lamp"}"#), &Signals::default());
+        for name in ["log_price", "rating", "in_stock", "brand_match", "number_share", "bm25_rel", "dense_cosine"] {
+            assert!(value(&row, name).is_nan(), "{name} should be missing");
+        }
+        let row = extract(&q, &product(r#"{"id":"1","title":"Lamp","price":0,"in_stock":false}"#), &Signals::default());
+        assert_eq!(value(&row, "log_price"), 0.0);
+        assert_eq!(value(&row, "in_stock"), 0.0);
+    }
+
+    #[test]
+    fn odd_queries_do_not_panic() {
+        for text in ["", "   ", "!!!", "ñandú 3/", "x".repeat(5000).as_str(), "1/2/3/4 x x 5"] {
+            let q = QueryText::new(text);
+            let row = extract(&q, &product(r#"{"id":"1","title":"Thing 1/2 in."}"#), &Signals::default());
+            assert_eq!(row.len(), COUNT);
+        }
+    }
+}
