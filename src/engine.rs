@@ -168,6 +168,14 @@ impl Engine {
         self.model.as_ref()
     }
 
+    /// Makes the learned ranker reorder this many hybrid candidates instead of the depth it
+    /// was trained for (benchmarks and experiments).
+    pub fn set_rerank_depth(&mut self, depth: usize) {
+        if let Some(model) = &mut self.model {
+            model.meta.rerank_depth = depth;
+        }
+    }
+
     /// The index's product vectors, when it has them.
     pub fn vectors(&self) -> Option<&crate::dense::VectorStore> {
         self.index.vectors.as_ref()
@@ -362,13 +370,22 @@ impl Engine {
     /// Features of each candidate of `query` (a fused hybrid list from [`Engine::gather`]),
     /// and of the products `extra` that retrieval did not propose (the judged products of
     /// feature logging and of the rerank protocol).
-    fn featurize(&self, query: &str, ranked: Vec<Ranked>, extra: &[String]) -> Result<Vec<Candidate>, SearchError> {
+    /// `ranked` gets features; `rest` (the fused list below it) only sets, with it, the
+    /// query's reference scores.
+    fn featurize(
+        &self,
+        query: &str,
+        ranked: Vec<Ranked>,
+        rest: &[Ranked],
+        extra: &[String],
+    ) -> Result<Vec<Candidate>, SearchError> {
         let store = self.index.vectors.as_ref();
         let vector = self.embed_query(query)?;
         let lexical = &self.index.lexical;
         // What the query's lists look like: scores are read relative to them.
-        let bm25_scores: Vec<f32> = ranked.iter().filter_map(|r| r.sources.get("bm25").map(|s| s.score)).collect();
-        let cosines: Vec<f32> = ranked.iter().filter_map(|r| r.sources.get("dense").map(|s| s.score)).collect();
+        let whole = || ranked.iter().chain(rest);
+        let bm25_scores: Vec<f32> = whole().filter_map(|r| r.sources.get("bm25").map(|s| s.score)).collect();
+        let cosines: Vec<f32> = whole().filter_map(|r| r.sources.get("dense").map(|s| s.score)).collect();
         let top = |v: &[f32]| v.iter().copied().reduce(f32::max);
         let floor = |v: &[f32]| v.iter().copied().reduce(f32::min);
         let mean_sd = (!bm25_scores.is_empty()).then(|| {
@@ -377,9 +394,9 @@ impl Engine {
             let var = bm25_scores.iter().map(|s| (s - mean).powi(2)).sum::<f32>() / n;
             (mean, var.sqrt())
         });
+        let proposed: std::collections::HashSet<String> = whole().map(|r| r.id.clone()).collect();
         let mut items: Vec<(Ranked, Option<usize>)> =
             ranked.into_iter().enumerate().map(|(at, r)| (r, Some(at + 1))).collect();
-        let proposed: std::collections::HashSet<String> = items.iter().map(|(r, _)| r.id.clone()).collect();
         for id in extra.iter().filter(|id| !proposed.contains(*id)) {
             let ranked = Ranked { id: id.clone(), score: 0.0, sources: BTreeMap::new(), product: None };
             items.push((ranked, None));
@@ -392,8 +409,13 @@ impl Engine {
         let affinities = self.category_affinities(&vector);
         let affinity_top = affinities.values().copied().reduce(f32::max);
         let query_text = QueryText::new(query);
+        let idf = lexical.title_idf(query_text.stems())?;
+        let query_text = query_text.with_idf(idf);
         let mut candidates = Vec::with_capacity(items.len());
+        // A product the hybrid list did not hold ranks just below its end.
+        let beyond = proposed.len() + 1;
         for (item, fused_rank) in items {
+            let fused_rank = Some(fused_rank.unwrap_or(beyond));
             let product = match item.product {
                 Some(product) => product,
                 None => match lexical.find(&item.id)? {
@@ -506,7 +528,7 @@ impl Engine {
         self.check_ranker(RankerKind::Hybrid)?;
         let request = SearchRequest { ranker: RankerKind::Hybrid, ..SearchRequest::new(query) };
         let gathered = self.gather(&request, depth)?;
-        self.featurize(query, gathered.ranked, extra)
+        self.featurize(query, gathered.ranked, &[], extra)
     }
 
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResponse, SearchError> {
@@ -521,12 +543,21 @@ impl Engine {
         };
         let Gathered { mut ranked, total, fuzzy, relaxed, facets, mut timings } = self.gather(request, depth)?;
         let mut explains: HashMap<String, serde_json::Value> = HashMap::new();
-        if request.ranker == RankerKind::Ltr {
+        if let (RankerKind::Ltr, Some(model)) = (request.ranker, &self.model) {
+            // The model reorders the head of the hybrid list, as deep as it was trained to;
+            // the rest follows in hybrid order.
+            let depth = model.meta.rerank_depth;
             let features_started = Instant::now();
-            let candidates = self.featurize(&request.query, ranked, &[])?;
+            let tail = ranked.split_off(depth.min(ranked.len()));
+            let candidates = self.featurize(&request.query, ranked, &tail, &[])?;
             timings.features = Some(millis(features_started));
             let rank_started = Instant::now();
-            let (reranked, explained) = self.rerank(&request.query, candidates, request.k, request.explain)?;
+            let (mut reranked, explained) = self.rerank(&request.query, candidates, request.k, request.explain)?;
+            let floor = reranked.iter().map(|r| r.score).fold(f32::INFINITY, f32::min);
+            for (at, mut item) in tail.into_iter().enumerate().take(request.k.saturating_sub(reranked.len())) {
+                item.score = floor - 1.0 - at as f32;
+                reranked.push(item);
+            }
             ranked = reranked;
             explains = explained;
             timings.rank = Some(millis(rank_started));

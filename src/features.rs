@@ -32,7 +32,7 @@ use crate::catalog::Product;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// The features, in the order of a row. Documented in the README's feature table.
-pub const NAMES: [&str; 37] = [
+pub const NAMES: [&str; 39] = [
     // Candidate sources (scale-free).
     "bm25_rel",     // BM25 / the query's best BM25
     "bm25_rank",    // rank in the BM25 list (missing beyond its depth)
@@ -41,12 +41,14 @@ pub const NAMES: [&str; 37] = [
     "dense_gap",    // the query's best cosine − this cosine
     "dense_rank",   // rank in the dense list (missing beyond its depth)
     "fused_score",  // the hybrid convex score, from the two normalised scores
-    "fused_rank",   // rank in the fused list
+    "fused_rank",   // rank in the fused list (its length + 1 when not in it)
     "sources",      // how many sources proposed the product (0, 1, 2)
     // Query–title matching.
     "title_word_share",   // share of query words in the title, exactly
     "title_stem_share",   // … by stem ("chairs" ~ "chair")
     "title_fuzzy_share",  // … within one edit (words of 4+ letters)
+    "title_idf_share",    // share of the query's IDF mass the title matches (rare words weigh more)
+    "title_missing_idf",  // IDF of the rarest query word the title lacks / the query's highest IDF
     "title_all_words",    // 1 when every query word is in the title (by stem)
     "title_phrase",       // 1 when the whole query appears in the title as a phrase
     "title_in_order",     // 1 when the matched words keep the query's order (missing if < 2)
@@ -121,6 +123,9 @@ pub struct QueryText {
     /// "36in"-style number+unit pairs.
     units: Vec<String>,
     phrase: String,
+    /// Inverse document frequency of each word in titles (1 for every word until
+    /// [`QueryText::with_idf`]).
+    idf: Vec<f32>,
     analyzer: TextAnalyzer,
 }
 
@@ -134,10 +139,24 @@ impl QueryText {
             numbers: numbers(text),
             units: units(&words),
             phrase: words.join(" "),
+            idf: vec![1.0; words.len()],
             words,
             stems,
             analyzer,
         }
+    }
+
+    /// The query's word stems, in order.
+    pub fn stems(&self) -> &[String] {
+        &self.stems
+    }
+
+    /// Sets each word's IDF (in [`QueryText::stems`] order), from the catalogue's titles.
+    pub fn with_idf(mut self, idf: Vec<f32>) -> QueryText {
+        if idf.len() == self.words.len() {
+            self.idf = idf;
+        }
+        self
     }
 
     pub fn is_empty(&self) -> bool {
@@ -338,6 +357,12 @@ pub fn extract(query: &QueryText, product: &Product, signals: &Signals) -> Row {
     let stemmed = by_stem.iter().filter(|m| **m).count();
     let fuzzy =
         query.words.iter().zip(&by_stem).filter(|(w, m)| **m || title.words.iter().any(|t| one_edit(w, t))).count();
+    let idf_total: f32 = query.idf.iter().sum();
+    let idf_matched: f32 = query.idf.iter().zip(&by_stem).filter(|(_, m)| **m).map(|(idf, _)| idf).sum();
+    set("title_idf_share", if n == 0 || idf_total <= 0.0 { f32::NAN } else { idf_matched / idf_total });
+    let idf_top = query.idf.iter().copied().fold(0.0f32, f32::max);
+    let idf_missing = query.idf.iter().zip(&by_stem).filter(|(_, m)| !**m).map(|(idf, _)| *idf).fold(0.0f32, f32::max);
+    set("title_missing_idf", if n == 0 || idf_top <= 0.0 { f32::NAN } else { idf_missing / idf_top });
     set("title_word_share", share(exact, n));
     set("title_stem_share", share(stemmed, n));
     set("title_fuzzy_share", share(fuzzy, n));

@@ -68,6 +68,12 @@ pub struct ModelMeta {
     pub rounds: usize,
     /// How unjudged candidates were treated.
     pub unjudged: String,
+    /// How many of the hybrid list's first candidates the model reorders (the depth its
+    /// training candidates came from).
+    pub rerank_depth: usize,
+    /// Features blanked in training (the model ignores them).
+    #[serde(default)]
+    pub without: Vec<String>,
 }
 
 /// A LightGBM booster that may be shared between threads.

@@ -58,14 +58,29 @@ struct JudgedArgs {
     qrels: PathBuf,
 }
 
+/// Features a model leaves out by default: raw magnitudes (a cosine's level, word counts)
+/// that depend on how one catalogue writes its titles (README, "Learned ranking").
+const DEFAULT_WITHOUT: &str = "dense_cosine,title_words,query_words";
+
 #[derive(Args, Clone)]
 struct TrainArgsCore {
     /// Candidates each source proposes per query (as the hybrid ranker).
     #[arg(long, default_value_t = 100)]
     depth: usize,
-    /// Candidates nobody judged: drop them, or label them 0.
-    #[arg(long, default_value = "drop")]
+    /// Candidates nobody judged: label them 0 (zero) or leave them out (drop).
+    #[arg(long, default_value = "zero")]
     unjudged: shelf::train::Unjudged,
+    /// With --unjudged zero, log the first N hybrid candidates, judged or not (the model
+    /// then reorders that many).
+    #[arg(long, default_value_t = 60)]
+    negatives: usize,
+    /// Weight of an unjudged candidate against a judged one in training.
+    #[arg(long, default_value_t = 1.0)]
+    unjudged_weight: f64,
+    /// Features the model may not use (comma-separated). The default leaves out raw
+    /// magnitudes that differ between catalogues; `--without ''` uses every feature.
+    #[arg(long, value_delimiter = ',', default_value = DEFAULT_WITHOUT)]
+    without: Vec<String>,
     #[arg(long, default_value_t = 5)]
     folds: usize,
     #[arg(long, default_value_t = 42)]
@@ -77,7 +92,16 @@ struct TrainArgsCore {
 
 impl Default for TrainArgsCore {
     fn default() -> Self {
-        TrainArgsCore { depth: 100, unjudged: shelf::train::Unjudged::Drop, folds: 5, seed: 42, config: None }
+        TrainArgsCore {
+            depth: 100,
+            unjudged: shelf::train::Unjudged::Zero,
+            negatives: 60,
+            unjudged_weight: 1.0,
+            without: DEFAULT_WITHOUT.split(',').map(String::from).collect(),
+            folds: 5,
+            seed: 42,
+            config: None,
+        }
     }
 }
 
@@ -90,8 +114,10 @@ struct FeaturesArgs {
     out: PathBuf,
     #[arg(long, default_value_t = 100)]
     depth: usize,
-    #[arg(long, default_value = "drop")]
+    #[arg(long, default_value = "zero")]
     unjudged: shelf::train::Unjudged,
+    #[arg(long, default_value_t = 60)]
+    negatives: usize,
 }
 
 #[derive(Args)]
@@ -756,7 +782,12 @@ fn run_features(args: FeaturesArgs) -> Result<()> {
     let engine = Engine::open_with_encoder(&args.judged.index, &args.judged.encoder.dir)?;
     let queries = read_queries_file(&args.judged.queries)?;
     let qrels = read_qrels_file(&args.judged.qrels)?;
-    let options = shelf::train::LogOptions { depth: args.depth, unjudged: args.unjudged, show_progress: true };
+    let options = shelf::train::LogOptions {
+        depth: args.depth,
+        unjudged: args.unjudged,
+        negatives: args.negatives,
+        show_progress: true,
+    };
     let logged = shelf::train::log_features(&engine, &queries, &qrels, &options)?;
     shelf::train::write_log(&logged, &args.out)?;
     let rows: usize = logged.iter().map(|q| q.rows.len()).sum();
@@ -783,16 +814,24 @@ fn train_model(
         Some(path) => shelf::train::LgbmParams::from_file(path)?,
         None => shelf::train::LgbmParams::default(),
     };
-    let log_options = shelf::train::LogOptions { depth: core.depth, unjudged: core.unjudged, show_progress };
+    let log_options = shelf::train::LogOptions {
+        depth: core.depth,
+        unjudged: core.unjudged,
+        negatives: core.negatives,
+        show_progress,
+    };
     let logged = shelf::train::log_features(engine, queries, qrels, &log_options)?;
     let options = shelf::train::TrainOptions {
         folds: core.folds,
         seed: core.seed,
         params,
-        unjudged: core.unjudged,
+        unjudged: shelf::train::describe_unjudged(&log_options),
+        rerank_depth: core.negatives,
+        unjudged_weight: core.unjudged_weight,
+        without: core.without.clone(),
         show_progress,
     };
-    Ok(shelf::train::train(&logged, &options, out)?)
+    Ok(shelf::train::train(&logged, &options, out)?.report)
 }
 
 fn run_train(args: TrainArgs) -> Result<()> {

@@ -20,8 +20,8 @@
 //! let queries = read_queries(std::io::BufReader::new(std::fs::File::open("queries/demo.tsv").unwrap())).unwrap();
 //! let qrels = read_qrels(std::io::BufReader::new(std::fs::File::open("queries/demo.qrels").unwrap())).unwrap();
 //! let logged = log_features(&engine, &queries, &qrels, &LogOptions::default()).unwrap();
-//! let report = train(&logged, &TrainOptions::default(), "models/demo".as_ref()).unwrap();
-//! println!("cross-validated nDCG@10 {:.4}", report.cv_ndcg10);
+//! let trained = train(&logged, &TrainOptions::default(), "models/demo".as_ref()).unwrap();
+//! println!("cross-validated nDCG@10 {:.4}", trained.report.cv_ndcg10);
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
@@ -99,12 +99,15 @@ pub struct LogOptions {
     /// Candidates each source proposes (as the hybrid ranker).
     pub depth: usize,
     pub unjudged: Unjudged,
+    /// Under [`Unjudged::Zero`], the candidates logged: the first this many of the hybrid
+    /// order (the ones the model will reorder).
+    pub negatives: usize,
     pub show_progress: bool,
 }
 
 impl Default for LogOptions {
     fn default() -> Self {
-        LogOptions { depth: 100, unjudged: Unjudged::Drop, show_progress: false }
+        LogOptions { depth: 100, unjudged: Unjudged::Zero, negatives: 60, show_progress: false }
     }
 }
 
@@ -150,11 +153,21 @@ pub fn log_features(
             let judgments = &qrels[qid];
             let ids: Vec<String> = judgments.keys().cloned().collect();
             let candidates = engine.candidates_with_features(text, options.depth, &ids)?;
+            let fused_rank = features::index_of("fused_rank").unwrap_or(0);
             let rows = candidates
                 .into_iter()
                 .filter_map(|c| {
                     let grade = judgments.get(&c.id).copied();
-                    if grade.is_none() && options.unjudged == Unjudged::Drop {
+                    // Under `zero`, the rows are exactly what the model will reorder when
+                    // serving (the head of the hybrid list), judged or not: judged products
+                    // that retrieval ranks lower would teach it that a low rank means
+                    // "judged, so relevant".
+                    let served = c.features[fused_rank] <= options.negatives as f32;
+                    let keep = match options.unjudged {
+                        Unjudged::Drop => grade.is_some(),
+                        Unjudged::Zero => served,
+                    };
+                    if !keep {
                         return None;
                     }
                     Some(LoggedRow {
@@ -313,7 +326,16 @@ pub struct TrainOptions {
     pub folds: usize,
     pub seed: u64,
     pub params: LgbmParams,
-    pub unjudged: Unjudged,
+    /// How the log treated unjudged candidates (recorded in `meta.json`).
+    pub unjudged: String,
+    /// How deep in the hybrid list the model will rerank: the depth unjudged candidates
+    /// were logged from.
+    pub rerank_depth: usize,
+    /// Weight of an unjudged candidate's row against a judged one's (1: equal).
+    pub unjudged_weight: f64,
+    /// Features the model may not use (ablations, or magnitudes that do not carry over to
+    /// other catalogues): they are blanked to missing in training, so no tree splits on them.
+    pub without: Vec<String>,
     pub show_progress: bool,
 }
 
@@ -323,10 +345,28 @@ impl Default for TrainOptions {
             folds: 5,
             seed: 42,
             params: LgbmParams::default(),
-            unjudged: Unjudged::Drop,
+            unjudged: describe_unjudged(&LogOptions::default()),
+            rerank_depth: LogOptions::default().negatives,
+            unjudged_weight: 1.0,
+            without: Vec::new(),
             show_progress: false,
         }
     }
+}
+
+/// How a log treated unjudged candidates, in words.
+pub fn describe_unjudged(options: &LogOptions) -> String {
+    match options.unjudged {
+        Unjudged::Drop => "dropped".to_string(),
+        Unjudged::Zero => format!("the first {} hybrid candidates, unjudged as grade 0", options.negatives),
+    }
+}
+
+/// A trained model: what training measured, and the final booster as trained (the model
+/// directory holds the same booster, saved).
+pub struct Trained {
+    pub report: TrainReport,
+    pub booster: Booster,
 }
 
 /// What training measured.
@@ -347,8 +387,30 @@ pub struct TrainReport {
 }
 
 /// Trains the lambdarank model with cross-validation and writes the model directory `out`.
-pub fn train(logged: &[LoggedQuery], options: &TrainOptions, out: &Path) -> Result<TrainReport, TrainError> {
+pub fn train(logged: &[LoggedQuery], options: &TrainOptions, out: &Path) -> Result<Trained, TrainError> {
     let started = Instant::now();
+    let mut blank = Vec::new();
+    for name in options.without.iter().filter(|name| !name.trim().is_empty()) {
+        blank.push(features::index_of(name).ok_or_else(|| {
+            TrainError::Invalid(format!("unknown feature '{name}' (features: {})", features::NAMES.join(", ")))
+        })?);
+    }
+    let masked: Vec<LoggedQuery>;
+    let logged = if blank.is_empty() {
+        logged
+    } else {
+        masked = logged
+            .iter()
+            .map(|q| {
+                let mut q = q.clone();
+                for row in &mut q.rows {
+                    blank.iter().for_each(|&at| row.features[at] = f32::NAN);
+                }
+                q
+            })
+            .collect();
+        &masked
+    };
     let logged: Vec<&LoggedQuery> = logged.iter().filter(|q| !q.rows.is_empty()).collect();
     if logged.len() < options.folds.max(2) * 2 {
         return Err(TrainError::Invalid(format!(
@@ -400,13 +462,20 @@ pub fn train(logged: &[LoggedQuery], options: &TrainOptions, out: &Path) -> Resu
     std::fs::write(out.join(ltr::MODEL_FILE), booster.save_string()?).map_err(io(out))?;
     let _ = std::fs::remove_dir_all(&work);
 
-    // Cross-validated nDCG@10 over the logged candidates, against the hybrid order.
+    // Cross-validated nDCG@10 over the candidates the model will reorder when serving (the
+    // head of the hybrid list), against the hybrid order.
+    let fused_rank = features::index_of("fused_rank").unwrap_or(0);
+    let served = |row: &LoggedRow| row.features[fused_rank] <= options.rerank_depth as f32;
     let ndcg = |order: &dyn Fn(usize, usize) -> f64| -> f64 {
         let total: f64 = (0..logged.len())
             .map(|q| {
                 let rows = &logged[q].rows;
-                let mut ranking: Vec<(String, f64)> =
-                    rows.iter().enumerate().map(|(at, r)| (r.id.clone(), order(q, at))).collect();
+                let mut ranking: Vec<(String, f64)> = rows
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| served(r))
+                    .map(|(at, r)| (r.id.clone(), order(q, at)))
+                    .collect();
                 crate::eval::metrics::sort_like_trec_eval(&mut ranking);
                 let ids: Vec<String> = ranking.into_iter().map(|(id, _)| id).collect();
                 let judgments: BTreeMap<String, i32> =
@@ -416,7 +485,6 @@ pub fn train(logged: &[LoggedQuery], options: &TrainOptions, out: &Path) -> Resu
             .sum();
         total / logged.len() as f64
     };
-    let fused_rank = features::index_of("fused_rank").unwrap_or(0);
     let cv_ndcg10 = ndcg(&|q, at| held_out_scores.get(&(q, at)).copied().unwrap_or(f64::MIN));
     let cv_ndcg10_hybrid = ndcg(&|q, at| {
         let rank = logged[q].rows[at].features[fused_rank];
@@ -456,12 +524,14 @@ pub fn train(logged: &[LoggedQuery], options: &TrainOptions, out: &Path) -> Resu
         train_seconds: report.seconds,
         folds: fold_of,
         rounds: rounds as usize,
-        unjudged: options.unjudged.to_string(),
+        unjudged: options.unjudged.clone(),
+        rerank_depth: options.rerank_depth,
+        without: options.without.clone(),
     };
     let meta_path = out.join(ltr::META_FILE);
     let text = serde_json::to_string_pretty(&meta).map_err(|e| TrainError::Invalid(e.to_string()))?;
     std::fs::write(&meta_path, text + "\n").map_err(io(&meta_path))?;
-    Ok(report)
+    Ok(Trained { report, booster })
 }
 
 /// Sends LightGBM's own log lines (dataset construction chatter) to `tracing` at debug
@@ -495,14 +565,14 @@ fn fit_booster(
     quiet_lightgbm();
     let names: Vec<String> = features::NAMES.iter().map(|n| n.to_string()).collect();
     let train_path = work.join("train.tsv");
-    write_lightgbm_file(logged, fit, &train_path)?;
+    write_lightgbm_file(logged, fit, options.unjudged_weight, &train_path)?;
     let mut train = Dataset::from_file(&train_path.to_string_lossy())?;
     train.set_feature_names(&names)?;
     let params = options.params.lightgbm(options.seed, rounds, valid.is_some());
     let booster = match valid {
         Some(valid) => {
             let valid_path = work.join("valid.tsv");
-            write_lightgbm_file(logged, valid, &valid_path)?;
+            write_lightgbm_file(logged, valid, 1.0, &valid_path)?;
             let valid = Dataset::from_file_with_reference(&valid_path.to_string_lossy(), Some(&train))?;
             Booster::train_with_valid(train, Some(valid), &params)?
         }
@@ -511,20 +581,29 @@ fn fit_booster(
     Ok(booster)
 }
 
-/// A LightGBM data file (label, then every feature; `nan` for missing) and its `.query`
-/// group file.
-fn write_lightgbm_file(logged: &[&LoggedQuery], queries: &[usize], path: &Path) -> Result<(), TrainError> {
-    let group_path = suffixed(path, ".query");
-    let mut data = std::io::BufWriter::new(std::fs::File::create(path).map_err(io(path))?);
-    let mut groups = std::io::BufWriter::new(std::fs::File::create(&group_path).map_err(io(&group_path))?);
+/// A LightGBM data file (label, then every feature; `nan` for missing), its `.query` group
+/// file and its `.weight` file (unjudged rows weigh `unjudged_weight`).
+fn write_lightgbm_file(
+    logged: &[&LoggedQuery],
+    queries: &[usize],
+    unjudged_weight: f64,
+    path: &Path,
+) -> Result<(), TrainError> {
+    let (group_path, weight_path) = (suffixed(path, ".query"), suffixed(path, ".weight"));
+    let create = |path: &Path| -> Result<std::io::BufWriter<std::fs::File>, TrainError> {
+        Ok(std::io::BufWriter::new(std::fs::File::create(path).map_err(io(path))?))
+    };
+    let (mut data, mut groups, mut weights) = (create(path)?, create(&group_path)?, create(&weight_path)?);
     for &q in queries {
         writeln!(groups, "{}", logged[q].rows.len()).map_err(io(&group_path))?;
         for row in &logged[q].rows {
             let values: Vec<String> = row.features.iter().map(|v| number(*v)).collect();
             writeln!(data, "{}\t{}", row.label, values.join("\t")).map_err(io(path))?;
+            writeln!(weights, "{}", if row.judged { 1.0 } else { unjudged_weight }).map_err(io(&weight_path))?;
         }
     }
     data.flush().map_err(io(path))?;
+    weights.flush().map_err(io(&weight_path))?;
     groups.flush().map_err(io(&group_path))
 }
 

@@ -103,3 +103,44 @@ fn unchanged_products_reuse_their_vectors_and_lexical_indexes_refuse_dense() {
         other => panic!("expected ranker_unavailable, got {other:?}"),
     }
 }
+
+#[test]
+fn the_hnsw_graph_finds_what_exact_search_finds() {
+    let engine = engine();
+    let store = engine.vectors().expect("vectors");
+    assert!(store.has_ann(), "the index stores its HNSW graph");
+    let ann = engine.manifest().dense.as_ref().and_then(|d| d.ann.as_ref()).expect("the manifest records the graph");
+    assert_eq!(ann.params, shelf::dense::AnnParams::default());
+    let (queries, _) = common::demo_judgments();
+    let texts: Vec<&str> = queries.iter().take(200).map(|(_, text)| text.as_str()).collect();
+    engine.embed_queries(&texts, &|_| {}).unwrap();
+    let vectors: Vec<_> = texts.iter().map(|text| engine.embed_query(text).unwrap()).collect();
+    let vectors: Vec<&[f32]> = vectors.iter().map(|v| v.as_ref()).collect();
+    let report = shelf::dense::ann::measure_recall(store, &vectors, 100, 200);
+    assert!(report.recall >= 0.98, "recall@100 at ef 200: {:.4}", report.recall);
+    assert_eq!(report.queries, 200);
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_damaged_graph_is_refused_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("index");
+    copy_dir(common::demo_index(), &copy);
+    let graph = copy.join("dense/hnsw.hnsw.graph");
+    let bytes = std::fs::read(&graph).unwrap();
+    std::fs::write(&graph, &bytes[..bytes.len() / 3]).unwrap();
+    let message = Engine::open_with_encoder(&copy, &common::encoder_dir()).err().expect("refused").to_string();
+    assert!(message.contains("HNSW graph") && message.contains("rebuild"), "{message}");
+}

@@ -15,8 +15,12 @@ struct Server {
 
 impl Server {
     async fn start(token: Option<&str>) -> (Server, Arc<AppState>) {
+        Server::start_with(token, None).await
+    }
+
+    async fn start_with(token: Option<&str>, model: Option<&std::path::Path>) -> (Server, Arc<AppState>) {
         let state =
-            AppState::open(common::demo_index(), common::encoder_dir().as_path(), None, token.map(String::from))
+            AppState::open(common::demo_index(), common::encoder_dir().as_path(), model, token.map(String::from))
                 .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -310,4 +314,32 @@ async fn products_holding_every_word_come_first_and_set_the_facets() {
     let (_, body) = server.get("/search?q=loftline+zzzqx+wobblequark+chair").await;
     assert_eq!(body["relaxed"], true, "{body}");
     assert!(!body["results"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_served_model_ranks_by_default_and_explains_itself() {
+    let (server, _) = Server::start_with(None, Some(common::demo_model())).await;
+    let (status, body) = server.get("/search?q=grey+velvet+sofa&k=3&explain=true").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["ranker"], "ltr");
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    for result in results {
+        let explain = &result["explain"];
+        let sum: f64 =
+            explain["features"].as_object().unwrap().values().map(|f| f["contribution"].as_f64().unwrap()).sum();
+        let score = explain["score"].as_f64().unwrap();
+        assert!((sum + explain["bias"].as_f64().unwrap() - score).abs() < 1e-6, "{explain}");
+        assert!(explain["top"][0]["feature"].is_string());
+    }
+    for ranker in ["bm25", "hybrid"] {
+        let (status, body) = server.get(&format!("/search?q=sofa&ranker={ranker}")).await;
+        assert_eq!((status, body["ranker"].as_str()), (StatusCode::OK, Some(ranker)));
+    }
+    // Without a model, ltr is refused with the reason.
+    let (plain, _) = Server::start(None).await;
+    let (status, body) = plain.get("/search?q=sofa&ranker=ltr").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "ranker_unavailable");
+    assert!(body["error"]["message"].as_str().unwrap().contains("--model"), "{body}");
 }

@@ -271,6 +271,19 @@ impl LexicalIndex {
             .map_err(|e| TantivyError::InternalError(format!("stored product is not readable: {e}")))
     }
 
+    /// Inverse document frequency in titles of each stemmed word, `ln(1 + N / (1 + df))`.
+    pub fn title_idf(&self, stems: &[String]) -> tantivy::Result<Vec<f32>> {
+        let searcher = self.reader.searcher();
+        let n = searcher.num_docs() as f32;
+        stems
+            .iter()
+            .map(|stem| {
+                let df = searcher.doc_freq(&Term::from_field_text(self.fields.title, stem))? as f32;
+                Ok((1.0 + n / (1.0 + df)).ln())
+            })
+            .collect()
+    }
+
     /// The id and category of every product that has a category.
     pub fn categories(&self) -> tantivy::Result<Vec<(String, String)>> {
         let searcher = self.reader.searcher();

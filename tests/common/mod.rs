@@ -58,3 +58,25 @@ pub fn demo_index() -> &'static Path {
         dir
     })
 }
+
+/// A learned ranker trained on the demo shop's judged queries (5-fold), once per test binary.
+pub fn demo_model() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("demo-model");
+        let engine = shelf::engine::Engine::open_with_encoder(demo_index(), &encoder_dir()).expect("demo index opens");
+        let (queries, qrels) = demo_judgments();
+        let logged = shelf::train::log_features(&engine, &queries, &qrels, &shelf::train::LogOptions::default())
+            .expect("features log");
+        shelf::train::train(&logged, &shelf::train::TrainOptions::default(), &dir).expect("model trains");
+        dir
+    })
+}
+
+/// The demo shop's judged queries.
+pub fn demo_judgments() -> (Vec<(String, String)>, shelf::eval::trec::Qrels) {
+    let open = |path: &str| std::io::BufReader::new(std::fs::File::open(repo_root().join(path)).unwrap());
+    let queries = shelf::eval::trec::read_queries(open(shelf::demo::QUERIES_PATH)).unwrap();
+    let qrels = shelf::eval::trec::read_qrels(open(shelf::demo::QRELS_PATH)).unwrap();
+    (queries, qrels)
+}
