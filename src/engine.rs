@@ -414,15 +414,12 @@ impl Engine {
         let mut candidates = Vec::with_capacity(items.len());
         // A product the hybrid list did not hold ranks just below its end.
         let beyond = proposed.len() + 1;
+        let unread: Vec<String> =
+            items.iter().filter(|(r, _)| r.product.is_none()).map(|(r, _)| r.id.clone()).collect();
+        let mut read = lexical.find_many(&unread)?;
         for (item, fused_rank) in items {
             let fused_rank = Some(fused_rank.unwrap_or(beyond));
-            let product = match item.product {
-                Some(product) => product,
-                None => match lexical.find(&item.id)? {
-                    Some(product) => product,
-                    None => continue,
-                },
-            };
+            let Some(product) = item.product.or_else(|| read.remove(&item.id)) else { continue };
             let bm25 = item.sources.get("bm25");
             let signals = Signals {
                 bm25: bm25.map(|s| s.score).or_else(|| bm25_of.get(&item.id).copied()),
@@ -529,6 +526,27 @@ impl Engine {
         let request = SearchRequest { ranker: RankerKind::Hybrid, ..SearchRequest::new(query) };
         let gathered = self.gather(&request, depth)?;
         self.featurize(query, gathered.ranked, &[], extra)
+    }
+
+    /// Why the learned ranker scores `winner` above `loser` for `query`: each feature's SHAP
+    /// contribution to the winner minus its contribution to the loser, largest first.
+    pub fn why(&self, query: &str, winner: &str, loser: &str) -> Result<Vec<(String, f64)>, SearchError> {
+        let model = self.model.as_ref().ok_or_else(|| SearchError::RankerUnavailable {
+            ranker: RankerKind::Ltr,
+            reason: "no model is loaded".into(),
+        })?;
+        let ids = [winner.to_string(), loser.to_string()];
+        let candidates = self.candidates_with_features(query, self.index.config.hybrid.candidates, &ids)?;
+        let row = |id: &str| candidates.iter().find(|c| c.id == id).map(|c| c.features);
+        let (Some(w), Some(l)) = (row(winner), row(loser)) else { return Ok(Vec::new()) };
+        let contributions = model.contributions(query, &[w, l])?;
+        let mut diffs: Vec<(String, f64)> = features::NAMES
+            .iter()
+            .enumerate()
+            .map(|(at, name)| (name.to_string(), contributions[0][at] - contributions[1][at]))
+            .collect();
+        diffs.sort_by(|x, y| y.1.total_cmp(&x.1));
+        Ok(diffs)
     }
 
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResponse, SearchError> {

@@ -126,14 +126,12 @@ pub struct QueryText {
     /// Inverse document frequency of each word in titles (1 for every word until
     /// [`QueryText::with_idf`]).
     idf: Vec<f32>,
-    analyzer: TextAnalyzer,
 }
 
 impl QueryText {
     pub fn new(text: &str) -> QueryText {
-        let mut analyzer = stemming_analyzer();
         let words = words(text);
-        let stems = words.iter().map(|w| stem(&mut analyzer, w)).collect();
+        let stems = words.iter().map(|w| stem(w)).collect();
         QueryText {
             text: text.to_string(),
             numbers: numbers(text),
@@ -142,7 +140,6 @@ impl QueryText {
             idf: vec![1.0; words.len()],
             words,
             stems,
-            analyzer,
         }
     }
 
@@ -168,13 +165,33 @@ fn stemming_analyzer() -> TextAnalyzer {
     TextAnalyzer::builder(SimpleTokenizer::default()).filter(LowerCaser).filter(Stemmer::new(Language::English)).build()
 }
 
-fn stem(analyzer: &mut TextAnalyzer, word: &str) -> String {
-    let mut stream = analyzer.token_stream(word);
-    let mut out = String::new();
-    while stream.advance() {
-        out.push_str(&stream.token().text);
-    }
-    out
+/// Stems remembered per thread: product texts repeat their words, and stemming costs more
+/// than a lookup.
+const STEM_CACHE: usize = 200_000;
+
+thread_local! {
+    static STEMMER: std::cell::RefCell<(TextAnalyzer, std::collections::HashMap<String, String>)> =
+        std::cell::RefCell::new((stemming_analyzer(), std::collections::HashMap::new()));
+}
+
+/// The English stem of a lowercased word, as the index's `en_stem` analyzer makes it.
+fn stem(word: &str) -> String {
+    STEMMER.with(|cell| {
+        let (analyzer, cache) = &mut *cell.borrow_mut();
+        if let Some(stem) = cache.get(word) {
+            return stem.clone();
+        }
+        let mut stream = analyzer.token_stream(word);
+        let mut out = String::new();
+        while stream.advance() {
+            out.push_str(&stream.token().text);
+        }
+        if cache.len() >= STEM_CACHE {
+            cache.clear();
+        }
+        cache.insert(word.to_string(), out.clone());
+        out
+    })
 }
 
 /// Lowercased alphanumeric words.
@@ -275,30 +292,28 @@ struct FieldWords {
 }
 
 impl FieldWords {
-    fn new(analyzer: &mut TextAnalyzer, text: &str) -> FieldWords {
+    fn new(text: &str) -> FieldWords {
         let words = words(text);
-        let stems = words.iter().map(|w| stem(analyzer, w)).collect();
+        let stems = words.iter().map(|w| stem(w)).collect();
         FieldWords { words, stems }
     }
 
-    /// Share of the query's words this field holds (exactly or by stem).
-    fn query_share(&self, query: &QueryText) -> f32 {
+    /// Which of the query's words this field holds (exactly or by stem).
+    fn matches(&self, query: &QueryText) -> Vec<bool> {
         let stems: HashSet<&str> = self.stems.iter().map(String::as_str).collect();
         let words: HashSet<&str> = self.words.iter().map(String::as_str).collect();
-        let matched = query
+        query
             .words
             .iter()
             .zip(&query.stems)
-            .filter(|(w, s)| words.contains(w.as_str()) || stems.contains(s.as_str()))
-            .count();
-        share(matched, query.words.len())
+            .map(|(w, s)| words.contains(w.as_str()) || stems.contains(s.as_str()))
+            .collect()
     }
 }
 
 /// The features of `product` for `query`, given what retrieval knows (`signals`).
 pub fn extract(query: &QueryText, product: &Product, signals: &Signals) -> Row {
-    let mut analyzer = query.analyzer.clone();
-    let title = FieldWords::new(&mut analyzer, &product.title);
+    let title = FieldWords::new(&product.title);
     let mut row = [f32::NAN; COUNT];
     let mut set = |name: &str, value: f32| {
         if let Some(at) = index_of(name) {
@@ -414,22 +429,24 @@ pub fn extract(query: &QueryText, product: &Product, signals: &Signals) -> Row {
             _ => f32::NAN,
         },
     );
-    let field_share = |analyzer: &mut TextAnalyzer, text: Option<&str>| match text {
-        Some(text) if !text.trim().is_empty() => FieldWords::new(analyzer, text).query_share(query),
+    // Which query words each other field holds; a field the product lacks is missing.
+    let mut anywhere = by_stem.clone();
+    let mut field_share = |text: Option<&str>| match text {
+        Some(text) if !text.trim().is_empty() => {
+            let matched = FieldWords::new(text).matches(query);
+            anywhere.iter_mut().zip(&matched).for_each(|(any, m)| *any |= *m);
+            share(matched.iter().filter(|m| **m).count(), n)
+        }
         _ => f32::NAN,
     };
-    set("category_share", field_share(&mut analyzer, product.category.as_deref()));
-    set("description_share", field_share(&mut analyzer, product.description.as_deref()));
-    set("attributes_share", field_share(&mut analyzer, Some(&attribute_text)));
-    let everything = [
-        product.title.as_str(),
-        product.brand.as_deref().unwrap_or(""),
-        product.category.as_deref().unwrap_or(""),
-        product.description.as_deref().unwrap_or(""),
-        &attribute_text,
-    ]
-    .join(" ");
-    set("any_field_share", field_share(&mut analyzer, Some(&everything)));
+    let category_share = field_share(product.category.as_deref());
+    let description_share = field_share(product.description.as_deref());
+    let attributes_share = field_share(Some(&attribute_text));
+    field_share(product.brand.as_deref());
+    set("category_share", category_share);
+    set("description_share", description_share);
+    set("attributes_share", attributes_share);
+    set("any_field_share", share(anywhere.iter().filter(|m| **m).count(), n));
 
     // The query and the product.
     set("query_words", n as f32);

@@ -260,6 +260,13 @@ struct CandidatesArgs {
 
 #[derive(Args)]
 struct CompareArgs {
+    /// With --model: explain the biggest losses of run B, made by that model on this index.
+    #[arg(long, requires = "model_dir")]
+    index: Option<PathBuf>,
+    #[command(flatten)]
+    encoder: EncoderArg,
+    #[command(flatten)]
+    model: ModelArg,
     /// The baseline run.
     run_a: PathBuf,
     /// The candidate run.
@@ -400,7 +407,9 @@ enum DemoAction {
 
 fn main() {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.command, Command::Serve(_) | Command::Demo(_)) { "info" } else { "warn" };
+    // hnsw_rs narrates every graph load and drop at info level: keep it to warnings.
+    let default_level =
+        if matches!(cli.command, Command::Serve(_) | Command::Demo(_)) { "info,hnsw_rs=warn" } else { "warn" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -760,7 +769,7 @@ fn run_compare(args: CompareArgs) -> Result<()> {
     let name =
         |path: &Path| path.file_stem().map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned());
     let options = compare::Options {
-        metric: args.metric,
+        metric: args.metric.clone(),
         threshold: args.threshold,
         top: args.top,
         names: (name(&args.run_a), name(&args.run_b)),
@@ -774,6 +783,54 @@ fn run_compare(args: CompareArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&comparison)?);
     } else {
         print!("{}", comparison.text());
+    }
+    if let (Some(index), Some(model), false) = (&args.index, &args.model.model_dir, args.json) {
+        let engine = Engine::open_with(index, &args.encoder.dir, Some(model))?;
+        why_lost(&engine, &comparison, (&a, &b), &qrels, &args)?;
+    }
+    Ok(())
+}
+
+/// For run B's biggest losses: which product the learned ranker put first instead of run A's
+/// best relevant one, and the features that made the difference (SHAP, winner − loser).
+fn why_lost(
+    engine: &Engine,
+    comparison: &compare::Comparison,
+    (a, b): (&trec::Run, &trec::Run),
+    qrels: &trec::Qrels,
+    args: &CompareArgs,
+) -> Result<()> {
+    println!(
+        "
+why {} lost (ltr feature contributions, its first result minus the product it pushed down):",
+        comparison.names.1
+    );
+    let losses = comparison.deltas.iter().rev().filter(|d| d.delta < 0.0).take(args.top);
+    for delta in losses {
+        let ranked =
+            |run: &trec::Run| eval::metrics::rank_like_trec_eval(run.get(&delta.qid).cloned().unwrap_or_default());
+        let grades = qrels.get(&delta.qid).cloned().unwrap_or_default();
+        let grade = |id: &String| grades.get(id).copied().unwrap_or(0);
+        let (Some(winner), Some(loser)) =
+            (ranked(b).into_iter().next(), ranked(a).into_iter().find(|id| grade(id) >= args.threshold))
+        else {
+            continue;
+        };
+        if winner == loser || delta.query.is_empty() {
+            continue;
+        }
+        let reasons = engine.why(&delta.query, &winner, &loser)?;
+        let reasons: Vec<String> = reasons.iter().take(3).map(|(name, d)| format!("{name} {d:+.3}")).collect();
+        println!(
+            "  {} \"{}\": {} (grade {}) over {} (grade {}): {}",
+            delta.qid,
+            delta.query,
+            winner,
+            grade(&winner),
+            loser,
+            grade(&loser),
+            reasons.join(", ")
+        );
     }
     Ok(())
 }

@@ -299,6 +299,17 @@ impl LexicalIndex {
         Ok(out)
     }
 
+    /// Finds many products by id in one search (ids not in the index are left out).
+    pub fn find_many(&self, ids: &[String]) -> tantivy::Result<HashMap<String, Product>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let searcher = self.reader.searcher();
+        let query = query::only_ids(self, ids);
+        let docs = searcher.search(&query, &TopDocs::with_limit(ids.len()).order_by_score())?;
+        docs.into_iter().map(|(_, doc)| self.product_with(&searcher, doc).map(|p| (p.id.clone(), p))).collect()
+    }
+
     /// Finds a product by id.
     pub fn find(&self, id: &str) -> tantivy::Result<Option<Product>> {
         let searcher = self.reader.searcher();
