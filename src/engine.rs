@@ -161,6 +161,8 @@ impl Engine {
     /// default ranker.
     pub fn with_model(mut self, dir: &Path) -> Result<Engine, ModelError> {
         self.model = Some(LtrModel::load(dir)?);
+        // Category centroids read every product once: pay for it now, not in a request.
+        self.centroids.get_or_init(|| self.compute_centroids().unwrap_or_default());
         Ok(self)
     }
 

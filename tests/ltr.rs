@@ -108,3 +108,18 @@ fn the_learned_ranker_beats_its_inputs_on_held_out_demo_queries() {
         assert!(ltr >= other, "rerank: ltr {ltr:.4} vs {input} {other:.4}");
     }
 }
+
+#[test]
+fn why_splits_a_score_difference_into_features() {
+    let engine = engine();
+    let mut request = SearchRequest::new("office chair").with_k(5);
+    request.ranker = RankerKind::Ltr;
+    let results = engine.search(&request).unwrap().results;
+    let (winner, loser) = (&results[0], &results[4]);
+    let reasons = engine.why("office chair", &winner.id, &loser.id).unwrap();
+    assert_eq!(reasons.len(), features::COUNT);
+    assert!(reasons.windows(2).all(|pair| pair[0].1 >= pair[1].1), "largest first");
+    let total: f64 = reasons.iter().map(|(_, d)| d).sum();
+    let gap = (winner.score - loser.score) as f64;
+    assert!((total - gap).abs() < 1e-3, "contributions {total} vs score gap {gap}");
+}
