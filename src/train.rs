@@ -388,6 +388,36 @@ pub struct TrainReport {
 
 /// Trains the lambdarank model with cross-validation and writes the model directory `out`.
 pub fn train(logged: &[LoggedQuery], options: &TrainOptions, out: &Path) -> Result<Trained, TrainError> {
+    if out.exists()
+        && !out.join(ltr::META_FILE).exists()
+        && std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some())
+    {
+        return Err(TrainError::Invalid(format!(
+            "refusing to replace {}: it exists and is not a model directory; choose another --out",
+            out.display()
+        )));
+    }
+    // Everything is written beside `out` and swapped in when complete: a failed training
+    // never leaves a half-written or mixed model behind.
+    let name = out.file_name().map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
+    let staging = out.with_file_name(format!(".{name}.training"));
+    let _ = std::fs::remove_dir_all(&staging);
+    let result = train_into(logged, options, &staging);
+    if result.is_ok() {
+        let old = out.with_file_name(format!(".{name}.old"));
+        let _ = std::fs::remove_dir_all(&old);
+        if out.exists() {
+            std::fs::rename(out, &old).map_err(io(out))?;
+        }
+        std::fs::rename(&staging, out).map_err(io(out))?;
+        let _ = std::fs::remove_dir_all(&old);
+    } else {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    result
+}
+
+fn train_into(logged: &[LoggedQuery], options: &TrainOptions, out: &Path) -> Result<Trained, TrainError> {
     let started = Instant::now();
     let mut blank = Vec::new();
     for name in options.without.iter().filter(|name| !name.trim().is_empty()) {
@@ -423,7 +453,7 @@ pub fn train(logged: &[LoggedQuery], options: &TrainOptions, out: &Path) -> Resu
         return Err(TrainError::Invalid("--folds must be at least 2".into()));
     }
     std::fs::create_dir_all(out).map_err(io(out))?;
-    let work = out.join(".training");
+    let work = out.join("work");
     std::fs::create_dir_all(&work).map_err(io(&work))?;
 
     // A query text belongs to exactly one fold, so no fold model has seen a test query.

@@ -24,6 +24,12 @@ fn a_saved_model_scores_exactly_as_the_trained_one() {
     let dir = tempfile::tempdir().unwrap();
     let trained = train(&logged, &TrainOptions { folds: 3, ..TrainOptions::default() }, dir.path()).unwrap();
     assert_eq!(trained.report.queries, logged.len());
+    // A directory holding something else is never replaced.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("notes.txt"), "mine").unwrap();
+    let refused = train(&logged, &TrainOptions { folds: 3, ..TrainOptions::default() }, other.path());
+    assert!(refused.err().expect("refused").to_string().contains("not a model directory"));
+    assert!(other.path().join("notes.txt").exists());
 
     let loaded = LtrModel::load(dir.path()).unwrap();
     assert_eq!(loaded.meta.feature_names, features::NAMES);
