@@ -426,9 +426,7 @@ impl Engine {
             let signals = Signals {
                 bm25: bm25.map(|s| s.score).or_else(|| bm25_of.get(&item.id).copied()),
                 bm25_rank: bm25.map(|s| s.rank),
-                cosine: store
-                    .and_then(|s| s.row_of(&item.id))
-                    .and_then(|row| store.map(|s| s.similarity(row, &vector))),
+                cosine: store.and_then(|s| s.row_of(&item.id).map(|row| s.similarity(row, &vector))),
                 dense_rank: item.sources.get("dense").map(|s| s.rank),
                 fused_rank,
                 bm25_top: top(&bm25_scores),
@@ -476,6 +474,15 @@ impl Engine {
             .collect())
     }
 
+    /// The learned ranker, or why `ltr` is unavailable.
+    fn loaded_model(&self) -> Result<&LtrModel, SearchError> {
+        self.check_ranker(RankerKind::Ltr)?;
+        self.model.as_ref().ok_or_else(|| SearchError::RankerUnavailable {
+            ranker: RankerKind::Ltr,
+            reason: "no model is loaded".into(),
+        })
+    }
+
     /// Orders candidates by the learned ranker; with `explain`, each of the first `k` gets its
     /// feature values and SHAP contributions.
     fn rerank(
@@ -485,10 +492,7 @@ impl Engine {
         k: usize,
         explain: bool,
     ) -> Result<(Vec<Ranked>, HashMap<String, serde_json::Value>), SearchError> {
-        let model = self.model.as_ref().ok_or_else(|| SearchError::RankerUnavailable {
-            ranker: RankerKind::Ltr,
-            reason: "no model is loaded".into(),
-        })?;
+        let model = self.loaded_model()?;
         let rows: Vec<Row> = candidates.iter().map(|c| c.features).collect();
         let scores = model.score(query, &rows)?;
         let mut order: Vec<usize> = (0..candidates.len()).collect();
@@ -533,10 +537,7 @@ impl Engine {
     /// Why the learned ranker scores `winner` above `loser` for `query`: each feature's SHAP
     /// contribution to the winner minus its contribution to the loser, largest first.
     pub fn why(&self, query: &str, winner: &str, loser: &str) -> Result<Vec<(String, f64)>, SearchError> {
-        let model = self.model.as_ref().ok_or_else(|| SearchError::RankerUnavailable {
-            ranker: RankerKind::Ltr,
-            reason: "no model is loaded".into(),
-        })?;
+        let model = self.loaded_model()?;
         let ids = [winner.to_string(), loser.to_string()];
         let candidates = self.candidates_with_features(query, self.index.config.hybrid.candidates, &ids)?;
         let row = |id: &str| candidates.iter().find(|c| c.id == id).map(|c| c.features);

@@ -276,6 +276,14 @@ fn flag(value: bool) -> f32 {
     }
 }
 
+/// How far `value` is below the query's best (`top`); missing when either is.
+fn gap(value: Option<f32>, top: Option<f32>) -> f32 {
+    match (value, top) {
+        (Some(value), Some(top)) => top - value,
+        _ => f32::NAN,
+    }
+}
+
 fn opt(value: Option<f32>) -> f32 {
     value.unwrap_or(f32::NAN)
 }
@@ -339,13 +347,7 @@ pub fn extract(query: &QueryText, product: &Product, signals: &Signals) -> Row {
         },
     );
     set("dense_cosine", opt(s.cosine));
-    set(
-        "dense_gap",
-        match (s.cosine, s.cosine_top) {
-            (Some(c), Some(top)) => top - c,
-            _ => f32::NAN,
-        },
-    );
+    set("dense_gap", gap(s.cosine, s.cosine_top));
     set("dense_rank", opt(s.dense_rank.map(|r| r as f32)));
     let normalised = |value: Option<f32>, top: Option<f32>, floor: Option<f32>| match (value, top, floor) {
         (Some(v), Some(t), Some(f)) if t > f => ((v - f) / (t - f)).max(0.0),
@@ -459,13 +461,7 @@ pub fn extract(query: &QueryText, product: &Product, signals: &Signals) -> Row {
     set("in_stock", opt(product.in_stock.map(flag)));
     set("has_description", flag(product.description.as_deref().is_some_and(|d| !d.trim().is_empty())));
     set("category_affinity", opt(s.category_affinity));
-    set(
-        "category_affinity_gap",
-        match (s.category_affinity, s.category_affinity_top) {
-            (Some(a), Some(top)) => top - a,
-            _ => f32::NAN,
-        },
-    );
+    set("category_affinity_gap", gap(s.category_affinity, s.category_affinity_top));
     row
 }
 

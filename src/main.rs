@@ -58,12 +58,19 @@ struct JudgedArgs {
     qrels: PathBuf,
 }
 
-/// Features a model leaves out by default: raw magnitudes (a cosine's level, word counts)
-/// that depend on how one catalogue writes its titles (README, "Learned ranking").
-const DEFAULT_WITHOUT: &str = "dense_cosine,title_words,query_words";
+/// An opened index, its judged queries (`qid`, text) and their judgments.
+type Judged = (Engine, Vec<(String, String)>, trec::Qrels);
 
+impl JudgedArgs {
+    fn load(&self) -> Result<Judged> {
+        let engine = Engine::open_with_encoder(&self.index, &self.encoder.dir)?;
+        Ok((engine, read_queries_file(&self.queries)?, read_qrels_file(&self.qrels)?))
+    }
+}
+
+/// How judged queries' candidates are logged for training (`shelf features`, `shelf train`).
 #[derive(Args, Clone)]
-struct TrainArgsCore {
+struct LogArgs {
     /// Candidates each source proposes per query (as the hybrid ranker).
     #[arg(long, default_value_t = 100)]
     depth: usize,
@@ -74,6 +81,27 @@ struct TrainArgsCore {
     /// then reorders that many).
     #[arg(long, default_value_t = 60)]
     negatives: usize,
+}
+
+impl LogArgs {
+    fn options(&self, show_progress: bool) -> shelf::train::LogOptions {
+        shelf::train::LogOptions {
+            depth: self.depth,
+            unjudged: self.unjudged,
+            negatives: self.negatives,
+            show_progress,
+        }
+    }
+}
+
+/// Features a model leaves out by default: raw magnitudes (a cosine's level, word counts)
+/// that depend on how one catalogue writes its titles (README, "Learned ranking").
+const DEFAULT_WITHOUT: &str = "dense_cosine,title_words,query_words";
+
+#[derive(Args, Clone)]
+struct TrainArgsCore {
+    #[command(flatten)]
+    log: LogArgs,
     /// Weight of an unjudged candidate against a judged one in training.
     #[arg(long, default_value_t = 1.0)]
     unjudged_weight: f64,
@@ -91,17 +119,14 @@ struct TrainArgsCore {
 }
 
 impl Default for TrainArgsCore {
+    /// The command line's defaults, so `shelf demo` trains exactly as `shelf train` does.
     fn default() -> Self {
-        TrainArgsCore {
-            depth: 100,
-            unjudged: shelf::train::Unjudged::Zero,
-            negatives: 60,
-            unjudged_weight: 1.0,
-            without: DEFAULT_WITHOUT.split(',').map(String::from).collect(),
-            folds: 5,
-            seed: 42,
-            config: None,
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            core: TrainArgsCore,
         }
+        Defaults::parse_from(["shelf"]).core
     }
 }
 
@@ -112,12 +137,8 @@ struct FeaturesArgs {
     /// The LibSVM file to write (`FILE.query` and `FILE.tsv` are written beside it).
     #[arg(long)]
     out: PathBuf,
-    #[arg(long, default_value_t = 100)]
-    depth: usize,
-    #[arg(long, default_value = "zero")]
-    unjudged: shelf::train::Unjudged,
-    #[arg(long, default_value_t = 60)]
-    negatives: usize,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 #[derive(Args)]
@@ -239,14 +260,8 @@ enum EvalAction {
 
 #[derive(Args)]
 struct CandidatesArgs {
-    #[arg(long)]
-    index: PathBuf,
     #[command(flatten)]
-    encoder: EncoderArg,
-    #[arg(long)]
-    queries: PathBuf,
-    #[arg(long)]
-    qrels: PathBuf,
+    judged: JudgedArgs,
     #[arg(long, default_value = "hybrid")]
     ranker: RankerKind,
     /// How deep each source looks (comma-separated).
@@ -733,9 +748,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
 }
 
 fn run_candidates(args: CandidatesArgs) -> Result<()> {
-    let queries = read_queries_file(&args.queries)?;
-    let qrels = read_qrels_file(&args.qrels)?;
-    let engine = Engine::open_with_encoder(&args.index, &args.encoder.dir)?;
+    let (engine, queries, qrels) = args.judged.load()?;
     let options = EvalOptions {
         protocol: Protocol::Retrieve,
         ranker: args.ranker,
@@ -836,16 +849,8 @@ why {} lost (ltr feature contributions, its first result minus the product it pu
 }
 
 fn run_features(args: FeaturesArgs) -> Result<()> {
-    let engine = Engine::open_with_encoder(&args.judged.index, &args.judged.encoder.dir)?;
-    let queries = read_queries_file(&args.judged.queries)?;
-    let qrels = read_qrels_file(&args.judged.qrels)?;
-    let options = shelf::train::LogOptions {
-        depth: args.depth,
-        unjudged: args.unjudged,
-        negatives: args.negatives,
-        show_progress: true,
-    };
-    let logged = shelf::train::log_features(&engine, &queries, &qrels, &options)?;
+    let (engine, queries, qrels) = args.judged.load()?;
+    let logged = shelf::train::log_features(&engine, &queries, &qrels, &args.log.options(true))?;
     shelf::train::write_log(&logged, &args.out)?;
     let rows: usize = logged.iter().map(|q| q.rows.len()).sum();
     println!(
@@ -871,19 +876,14 @@ fn train_model(
         Some(path) => shelf::train::LgbmParams::from_file(path)?,
         None => shelf::train::LgbmParams::default(),
     };
-    let log_options = shelf::train::LogOptions {
-        depth: core.depth,
-        unjudged: core.unjudged,
-        negatives: core.negatives,
-        show_progress,
-    };
+    let log_options = core.log.options(show_progress);
     let logged = shelf::train::log_features(engine, queries, qrels, &log_options)?;
     let options = shelf::train::TrainOptions {
         folds: core.folds,
         seed: core.seed,
         params,
         unjudged: shelf::train::describe_unjudged(&log_options),
-        rerank_depth: core.negatives,
+        rerank_depth: core.log.negatives,
         unjudged_weight: core.unjudged_weight,
         without: core.without.clone(),
         show_progress,
@@ -898,9 +898,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
             args.ranker
         );
     }
-    let engine = Engine::open_with_encoder(&args.judged.index, &args.judged.encoder.dir)?;
-    let queries = read_queries_file(&args.judged.queries)?;
-    let qrels = read_qrels_file(&args.judged.qrels)?;
+    let (engine, queries, qrels) = args.judged.load()?;
     let report = train_model(&engine, &queries, &qrels, &args.core, &args.out, !args.json)?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);

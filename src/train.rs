@@ -197,9 +197,6 @@ fn number(value: f32) -> String {
 /// Writes the log as LibSVM text with `qid:` (missing values left out), the LightGBM group
 /// file `<path>.query`, and `<path>.tsv` with a header of feature names, for analysis.
 pub fn write_log(logged: &[LoggedQuery], path: &Path) -> Result<(), TrainError> {
-    let create = |path: &Path| -> Result<std::io::BufWriter<std::fs::File>, TrainError> {
-        Ok(std::io::BufWriter::new(std::fs::File::create(path).map_err(io(path))?))
-    };
     let group_path = suffixed(path, ".query");
     let tsv_path = suffixed(path, ".tsv");
     let (mut svm, mut groups, mut tsv) = (create(path)?, create(&group_path)?, create(&tsv_path)?);
@@ -233,6 +230,10 @@ pub fn write_log(logged: &[LoggedQuery], path: &Path) -> Result<(), TrainError> 
         writer.flush().map_err(io(path))?;
     }
     Ok(())
+}
+
+fn create(path: &Path) -> Result<std::io::BufWriter<std::fs::File>, TrainError> {
+    Ok(std::io::BufWriter::new(std::fs::File::create(path).map_err(io(path))?))
 }
 
 fn suffixed(path: &Path, suffix: &str) -> PathBuf {
@@ -620,9 +621,6 @@ fn write_lightgbm_file(
     path: &Path,
 ) -> Result<(), TrainError> {
     let (group_path, weight_path) = (suffixed(path, ".query"), suffixed(path, ".weight"));
-    let create = |path: &Path| -> Result<std::io::BufWriter<std::fs::File>, TrainError> {
-        Ok(std::io::BufWriter::new(std::fs::File::create(path).map_err(io(path))?))
-    };
     let (mut data, mut groups, mut weights) = (create(path)?, create(&group_path)?, create(&weight_path)?);
     for &q in queries {
         writeln!(groups, "{}", logged[q].rows.len()).map_err(io(&group_path))?;
