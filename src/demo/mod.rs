@@ -4,15 +4,34 @@
 //! The grades say how well a product fits what the shopper meant, not how many words it
 //! shares with the query. A query carries an intent: a kind of product (named, named by a
 //! synonym, misspelled, or only described: "something to put my tv on"), and maybe a
-//! colour, size, material or brand. Grades run 0 to 6 like the Home Depot set:
+//! colour, size, material or brand. Grades run 0 to 6 like the Home Depot set. A product's
+//! **fit** to the intent comes first:
 //!
-//! | product | grade |
+//! | product | fit |
 //! | --- | --- |
-//! | the wanted kind, every constraint met | 5, or 6 when customers rate it 4.2 or better |
+//! | the wanted kind, every constraint met (a perfect fit) | 5 |
 //! | the wanted kind, a constraint missed | 5 minus 1 (a near colour, another material) or 2 (wrong colour, size or brand) per miss, at least 2 |
 //! | a kind the shopper may accept instead | 2 |
 //! | the same department | 1 |
 //! | anything else | 0 |
+//!
+//! Judges then grade it, as people do, with noise:
+//!
+//! | judged grade | when |
+//! | --- | --- |
+//! | 6 | a perfect fit whose quality the judge rates high: latent quality + N(0, 0.5²) > 0.6 (about 30% of perfect fits) |
+//! | fit ± 1 | otherwise, 12% of the time the grade slips one step up or down (kept within 0 to 5) |
+//! | fit | otherwise |
+//!
+//! Every product has a latent **quality** ~ N(0, 1) that no field shows directly. Its
+//! rating follows it only loosely: 85% of products are rated (with a review count), at
+//! clamp(3.9 + 0.3 × quality + N(0, 0.5²), 1, 5) rounded to 0.1, so rating and quality
+//! correlate at about 0.5. No rating threshold decides a grade: a high rating hints at
+//! quality, as in a real shop, and never at fit. Popularity, stock and prices ignore quality.
+//!
+//! The draws come from seeded ChaCha8 streams: the main one builds the catalogue, the
+//! queries and the judging pools; quality and the judges' noise each have their own, so the
+//! same code always writes the same files.
 //!
 //! ```
 //! let demo = shelf::demo::generate();
@@ -48,6 +67,21 @@ const JUDGED_NEARBY: usize = 6;
 const JUDGED_DECOYS: usize = 6;
 const JUDGED_RANDOM: usize = 2;
 
+/// The seeded streams besides the main one (stream 0), so each kind of draw has its own.
+const QUALITY_STREAM: u64 = 1;
+const JUDGES_STREAM: u64 = 2;
+/// Stars = clamp(RATING_MEAN + RATING_PER_QUALITY × quality + RATING_NOISE × N(0, 1), 1, 5):
+/// ratings follow the latent quality loosely (correlation about 0.5).
+const RATING_MEAN: f64 = 3.9;
+const RATING_PER_QUALITY: f64 = 0.3;
+const RATING_NOISE: f64 = 0.5;
+/// A judge perceives quality with this much noise (standard deviation) and gives a perfect
+/// fit grade 6 when the perceived quality is above `TOP_QUALITY`.
+const PERCEIVED_NOISE: f64 = 0.5;
+const TOP_QUALITY: f64 = 0.6;
+/// How often a judge's grade slips one step, up or down.
+const SLIP: f64 = 0.12;
+
 /// A judged query: its text, what kind of phrasing it is, and the intent behind it.
 #[derive(Debug, Clone)]
 pub struct DemoQuery {
@@ -81,6 +115,23 @@ struct Facts {
     size: Option<&'static str>,
     material: &'static str,
     brand: &'static str,
+    /// Latent quality, N(0, 1): what judges perceive and ratings only loosely reflect.
+    quality: f64,
+}
+
+/// The main stream's seed on another of its streams.
+fn stream(number: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(SEED);
+    rng.set_stream(number);
+    rng
+}
+
+/// A standard normal draw from two uniform ones (Box–Muller).
+fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    // `random` gives [0, 1); 1 - u is in (0, 1], so the logarithm is finite.
+    let u = 1.0 - rng.random::<f64>();
+    let angle = std::f64::consts::TAU * rng.random::<f64>();
+    (-2.0 * u.ln()).sqrt() * angle.cos()
 }
 
 fn title_case(text: &str) -> String {
@@ -115,7 +166,9 @@ fn colour_family(colour: &str) -> &'static str {
     COLOURS.iter().find(|(name, _)| *name == colour).map_or("", |(_, family)| family)
 }
 
-fn make_product(number: usize, kind_at: usize, rng: &mut ChaCha8Rng) -> (Product, Facts) {
+/// Makes one product: its public fields from `rng`, its latent quality and the rating that
+/// loosely follows it from `qualities`.
+fn make_product(number: usize, kind_at: usize, rng: &mut ChaCha8Rng, qualities: &mut ChaCha8Rng) -> (Product, Facts) {
     let kind: &Kind = &KINDS[kind_at];
     let department = &DEPARTMENTS[kind.department];
     let brand = *department.brands.choose(rng).unwrap_or(&"Generic");
@@ -158,7 +211,14 @@ fn make_product(number: usize, kind_at: usize, rng: &mut ChaCha8Rng) -> (Product
     let (low, high) = kind.price;
     let price = (low * (high / low).powf(rng.random::<f64>())).floor() + 0.99;
     let rated = rng.random_bool(0.85);
-    let rating = rated.then(|| (rng.random_range(25..=50) as f64) / 10.0);
+    if rated {
+        // Unused: the main stream keeps its draw here, so titles, prices, stock and the
+        // queries drawn after the products do not depend on how ratings are modelled.
+        let _ = rng.random_range(25..=50);
+    }
+    let quality = normal(qualities);
+    let stars = RATING_MEAN + RATING_PER_QUALITY * quality + RATING_NOISE * normal(qualities);
+    let rating = rated.then(|| (stars.clamp(1.0, 5.0) * 10.0).round() / 10.0);
     let review_count = rated.then(|| (10f64.powf(rng.random_range(0.0..3.5))) as u64);
     let popularity = (rng.random::<f64>() * 1000.0).round() / 10.0;
 
@@ -185,11 +245,12 @@ fn make_product(number: usize, kind_at: usize, rng: &mut ChaCha8Rng) -> (Product
         image_url: None,
         attributes,
     };
-    (product, Facts { kind: kind_at, colour, size, material, brand })
+    (product, Facts { kind: kind_at, colour, size, material, brand, quality })
 }
 
-/// How well `product` fits `intent`, 0 to 6 (see the module table).
-fn grade(intent: &Intent, product: &Product, facts: &Facts) -> i32 {
+/// How well a product fits `intent`, 0 to 5 (the module's fit table). Only what the product
+/// is counts here: kind, colour, size, material and brand.
+fn fit(intent: &Intent, facts: &Facts) -> i32 {
     let wanted = &KINDS[intent.kind];
     if facts.kind != intent.kind {
         if wanted.related.contains(&KINDS[facts.kind].noun) {
@@ -214,11 +275,24 @@ fn grade(intent: &Intent, product: &Product, facts: &Facts) -> i32 {
     if intent.brand.is_some_and(|b| b != facts.brand) {
         grade -= 2;
     }
-    let grade = grade.max(2);
-    if grade == 5 && product.rating.is_some_and(|r| r >= 4.2) {
+    grade.max(2)
+}
+
+/// The grade a judge gives a product of this `fit` and latent `quality` (the module's judged
+/// grade table): a perfect fit the judge finds of high quality gets 6; otherwise the grade
+/// sometimes slips a step. Draws the same amount from `judges` every time, so each judgment
+/// has its own draws whatever the grades before it were.
+fn judged_grade(fit: i32, quality: f64, judges: &mut ChaCha8Rng) -> i32 {
+    let perceived = quality + PERCEIVED_NOISE * normal(judges);
+    let slips = judges.random_bool(SLIP);
+    let step = if judges.random_bool(0.5) { 1 } else { -1 };
+    if fit == 5 && perceived > TOP_QUALITY {
         6
+    } else if slips {
+        // A slip never reaches 6: that grade is for perfect fits judged of high quality.
+        (fit + step).clamp(0, 5)
     } else {
-        grade
+        fit
     }
 }
 
@@ -311,27 +385,36 @@ fn make_queries(facts: &[Facts], rng: &mut ChaCha8Rng) -> Vec<DemoQuery> {
     queries
 }
 
-fn judge(query: &DemoQuery, products: &[Product], facts: &[Facts], rng: &mut ChaCha8Rng) -> BTreeMap<String, i32> {
+/// Picks the products to judge for `query` (pools by fit, shuffled with `rng`, the main
+/// stream) and grades each (with noise from `judges`).
+fn judge(
+    query: &DemoQuery,
+    products: &[Product],
+    facts: &[Facts],
+    rng: &mut ChaCha8Rng,
+    judges: &mut ChaCha8Rng,
+) -> BTreeMap<String, i32> {
     let words: Vec<&str> = query.text.split(' ').filter(|w| w.len() > 2).collect();
+    // The pools follow the true fit; the judges' noise only changes the grades given.
     let mut groups: [Vec<(usize, i32)>; 5] = Default::default();
     for (at, (product, facts)) in products.iter().zip(facts).enumerate() {
-        let grade = grade(&query.intent, product, facts);
+        let fit = fit(&query.intent, facts);
         let title = product.title.to_lowercase();
-        let group = match grade {
+        let group = match fit {
             4.. => 0,
             2..=3 if facts.kind == query.intent.kind => 1,
             1..=3 => 2,
             _ if words.iter().any(|w| title.contains(w)) => 3,
             _ => 4,
         };
-        groups[group].push((at, grade));
+        groups[group].push((at, fit));
     }
     let limits = [JUDGED_RELEVANT, JUDGED_SAME_KIND, JUDGED_NEARBY, JUDGED_DECOYS, JUDGED_RANDOM];
     let mut judged = BTreeMap::new();
     for (group, limit) in groups.iter_mut().zip(limits) {
         group.shuffle(rng);
-        for &(at, grade) in group.iter().take(limit) {
-            judged.insert(products[at].id.clone(), grade);
+        for &(at, fit) in group.iter().take(limit) {
+            judged.insert(products[at].id.clone(), judged_grade(fit, facts[at].quality, judges));
         }
     }
     judged
@@ -339,19 +422,26 @@ fn judge(query: &DemoQuery, products: &[Product], facts: &[Facts], rng: &mut Cha
 
 /// Generates the demo shop. The same code always gives the same files.
 pub fn generate() -> Demo {
+    generate_with_facts().0
+}
+
+/// The demo shop and what the generator knows of each product, in catalogue order.
+fn generate_with_facts() -> (Demo, Vec<Facts>) {
     let mut rng = ChaCha8Rng::seed_from_u64(SEED);
+    let mut qualities = stream(QUALITY_STREAM);
+    let mut judges = stream(JUDGES_STREAM);
     let mut products = Vec::new();
     let mut facts = Vec::new();
     for round in 0..PRODUCTS_PER_KIND {
         for kind in 0..KINDS.len() {
-            let (product, fact) = make_product(round * KINDS.len() + kind + 1, kind, &mut rng);
+            let (product, fact) = make_product(round * KINDS.len() + kind + 1, kind, &mut rng, &mut qualities);
             products.push(product);
             facts.push(fact);
         }
     }
     let queries = make_queries(&facts, &mut rng);
-    let qrels = queries.iter().map(|q| (q.qid.clone(), judge(q, &products, &facts, &mut rng))).collect();
-    Demo { products, queries, qrels }
+    let qrels = queries.iter().map(|q| (q.qid.clone(), judge(q, &products, &facts, &mut rng, &mut judges))).collect();
+    (Demo { products, queries, qrels }, facts)
 }
 
 impl Demo {
@@ -378,5 +468,76 @@ impl Demo {
         let mut qrels = create(QRELS_PATH)?;
         write_qrels(&mut qrels, &self.qrels)?;
         qrels.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pearson(pairs: &[(f64, f64)]) -> f64 {
+        let n = pairs.len() as f64;
+        let (mean_x, mean_y) = (pairs.iter().map(|p| p.0).sum::<f64>() / n, pairs.iter().map(|p| p.1).sum::<f64>() / n);
+        let covariance: f64 = pairs.iter().map(|(x, y)| (x - mean_x) * (y - mean_y)).sum();
+        let spread_x: f64 = pairs.iter().map(|(x, _)| (x - mean_x).powi(2)).sum();
+        let spread_y: f64 = pairs.iter().map(|(_, y)| (y - mean_y).powi(2)).sum();
+        covariance / (spread_x * spread_y).sqrt()
+    }
+
+    #[test]
+    fn normal_draws_have_mean_zero_and_unit_spread() {
+        let mut rng = stream(99);
+        let draws: Vec<f64> = (0..20_000).map(|_| normal(&mut rng)).collect();
+        let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+        let variance = draws.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / draws.len() as f64;
+        assert!(mean.abs() < 0.03 && (variance - 1.0).abs() < 0.05, "mean {mean}, variance {variance}");
+    }
+
+    /// Grades come from fit plus the judges' view of a quality that ratings show only
+    /// loosely: no rating threshold decides a grade, so a ranker cannot learn one.
+    #[test]
+    fn ratings_hint_at_quality_but_do_not_decide_grades() {
+        let (demo, facts) = generate_with_facts();
+        let at: BTreeMap<&str, usize> = demo.products.iter().enumerate().map(|(i, p)| (p.id.as_str(), i)).collect();
+
+        let rated: Vec<(f64, f64)> =
+            demo.products.iter().zip(&facts).filter_map(|(p, f)| Some((p.rating?, f.quality))).collect();
+        let rating_quality = pearson(&rated);
+        let rated_share = rated.len() as f64 / demo.products.len() as f64;
+
+        // Judged products of the wanted kind that meet every constraint.
+        let (mut perfect, mut perfect_rated) = (0, Vec::new());
+        let (mut top, mut histogram) = (0, [0usize; 7]);
+        for query in &demo.queries {
+            for (id, &grade) in &demo.qrels[&query.qid] {
+                let i = at[id.as_str()];
+                histogram[grade as usize] += 1;
+                if fit(&query.intent, &facts[i]) < 5 {
+                    assert!(grade < 6, "{}: grade 6 for {id}, not a perfect fit", query.qid);
+                    continue;
+                }
+                perfect += 1;
+                top += usize::from(grade == 6);
+                if let Some(rating) = demo.products[i].rating {
+                    perfect_rated.push((rating, f64::from(grade)));
+                }
+            }
+        }
+        let rating_grade = pearson(&perfect_rated);
+        let top_share = top as f64 / perfect as f64;
+        eprintln!(
+            "corr(rating, quality) {rating_quality:.3} over {} rated ({rated_share:.3}); perfect fits judged {perfect}, \
+             grade 6 share {top_share:.3}, corr(rating, grade) {rating_grade:.3} over {} rated; grades {histogram:?}",
+            rated.len(),
+            perfect_rated.len()
+        );
+        assert!((0.35..0.65).contains(&rating_quality), "corr(rating, quality) {rating_quality}");
+        assert!((0.8..0.9).contains(&rated_share), "{rated_share} rated");
+        assert!(rating_grade < 0.5, "corr(rating, grade) among perfect fits {rating_grade}");
+        assert!((0.2..0.4).contains(&top_share), "grade 6 share of perfect fits {top_share}");
+        // Both sides of any rating threshold hold both grades.
+        let seen = |grade: f64, high: bool| perfect_rated.iter().any(|&(r, g)| g == grade && (r >= 4.2) == high);
+        assert!(seen(5.0, true) && seen(5.0, false) && seen(6.0, true) && seen(6.0, false));
+        assert!(histogram.iter().all(|&n| n > 0), "every grade is used: {histogram:?}");
     }
 }
