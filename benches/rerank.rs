@@ -1,17 +1,20 @@
-//! The learned ranker's cost: features and LightGBM scores for 200 candidates per query.
+//! The learned rankers' cost: features and scores for 200 candidates per query, and the
+//! neural network beside LightGBM on the 60 candidates the shipped models reorder.
 //!
 //! Needs an index with vectors and a model: by default the demo's (`./run.sh demo` builds
 //! `index/demo` and `models/demo`), or `SHELF_BENCH_INDEX` and `SHELF_BENCH_MODEL`. Run with
-//! `cargo bench --bench rerank`. Three searches over the same query cycle, measured in one
-//! run: hybrid (candidate generation alone), ltr reordering the first 200 hybrid candidates,
-//! and the model's scoring of 200 feature rows alone. ltr − hybrid is the cost of features
-//! and scoring.
+//! `cargo bench --bench rerank`. Measured in one run over the same query cycle: hybrid
+//! (candidate generation alone), each learned ranker reordering the first 200 hybrid
+//! candidates, and each model scoring 60 and 200 candidates alone (features already
+//! computed). A learned ranker − hybrid is the cost of features and scoring. The model
+//! must be an ensemble directory (the demo's is) to compare all three.
 
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use shelf::engine::Engine;
 use shelf::eval::trec::read_queries;
+use shelf::rank::{Inputs, Scoring};
 use shelf::search::{RankerKind, SearchRequest};
 
 fn setting(name: &str, default: &str) -> PathBuf {
@@ -47,7 +50,11 @@ fn rerank(c: &mut Criterion) {
     engine.embed_queries(&texts, &|_| {}).expect("queries embed");
 
     let mut group = c.benchmark_group("rerank");
-    for ranker in [RankerKind::Hybrid, RankerKind::Ltr] {
+    let rankers: Vec<RankerKind> = [RankerKind::Hybrid, RankerKind::Ltr, RankerKind::Neural, RankerKind::Ensemble]
+        .into_iter()
+        .filter(|r| engine.rankers().contains(r))
+        .collect();
+    for &ranker in &rankers {
         let mut next = 0;
         group.bench_function(format!("{ranker}_k10_200_candidates"), |b| {
             b.iter(|| {
@@ -59,23 +66,42 @@ fn rerank(c: &mut Criterion) {
             })
         });
     }
-    let rows: Vec<Vec<shelf::features::Row>> = queries
+    // Candidates with features, for scoring alone.
+    let candidates: Vec<(String, Vec<shelf::engine::Candidate>)> = queries
         .iter()
         .take(50)
-        .map(|q| {
-            let rows: Vec<_> =
-                engine.candidates_with_features(q, 100, &[]).expect("features").iter().map(|c| c.features).collect();
-            rows.iter().cycle().take(200).copied().collect()
-        })
+        .map(|q| (q.clone(), engine.candidates_with_features(q, 100, &[]).expect("features")))
+        .filter(|(_, c)| c.len() >= 60)
         .collect();
-    let model = engine.model().expect("model");
-    let mut next = 0;
-    group.bench_function("score_200_rows", |b| {
-        b.iter(|| {
-            next += 1;
-            model.score("bench", &rows[next % rows.len()]).expect("scores")
-        })
-    });
+    let store = engine.vectors().expect("vectors");
+    for &ranker in rankers.iter().filter(|r| r.is_learned()) {
+        let model = engine.models().get(ranker).expect("model").clone();
+        for size in [60, 200] {
+            let inputs: Vec<(String, Vec<shelf::features::Row>, Vec<usize>)> = candidates
+                .iter()
+                .map(|(q, c)| {
+                    let cycle: Vec<&shelf::engine::Candidate> = c.iter().cycle().take(size).collect();
+                    let rows = cycle.iter().map(|c| c.features).collect();
+                    let vector_rows = cycle.iter().map(|c| store.row_of(&c.id).expect("vector")).collect();
+                    (q.clone(), rows, vector_rows)
+                })
+                .collect();
+            let vectors: Vec<std::sync::Arc<[f32]>> =
+                inputs.iter().map(|(q, _, _)| engine.embed_query(q).expect("vector")).collect();
+            let mut next = 0;
+            group.bench_function(format!("{ranker}_score_{size}"), |b| {
+                b.iter(|| {
+                    let at = next % inputs.len();
+                    next += 1;
+                    let (query, rows, vector_rows) = &inputs[at];
+                    let products: Vec<Option<&[f32]>> =
+                        vector_rows.iter().map(|&row| Some(store.vector(row))).collect();
+                    let inputs = Inputs { query, query_vector: &vectors[at], rows, vectors: &products };
+                    model.score(&inputs, Scoring::Final).expect("scores")
+                })
+            });
+        }
+    }
     group.finish();
 }
 

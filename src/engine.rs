@@ -6,7 +6,12 @@
 //! - `bm25`: the lexical index alone;
 //! - `dense`: the products nearest to the query's vector (through the HNSW graph, or exact
 //!   search over every vector), filtered;
-//! - `hybrid`: both candidate lists fused ([`crate::retrieve`]).
+//! - `hybrid`: both candidate lists fused ([`crate::retrieve`]);
+//! - `ltr`, `neural`, `ensemble`: the head of the hybrid list described by
+//!   [`crate::features`] and reordered by a learned ranker ([`crate::rank`]), then blended
+//!   with the shop's other goals ([`crate::rank::utility`]).
+//!
+//! A search goes gather → fuse → features → rank → fetch.
 //!
 //! ```no_run
 //! use shelf::engine::Engine;
@@ -31,7 +36,8 @@ use crate::catalog::Product;
 use crate::dense::{model, DenseError, Encoder};
 use crate::features::{self, QueryText, Row, Signals};
 use crate::index::{IndexError, Manifest, ShelfIndex};
-use crate::ltr::{LtrModel, ModelError};
+use crate::rank::utility::{self, Weights};
+use crate::rank::{self, Explanation, Inputs, ModelError, Models, Ranker, Scoring};
 use crate::retrieve::fuse;
 use crate::search::{Filters, Hit, RankerKind, SearchRequest, SearchResponse, SourceScore, Timings};
 
@@ -67,8 +73,8 @@ pub struct Engine {
     /// Vectors of recent queries: shoppers repeat head queries, and evaluation embeds all
     /// its queries in batches up front ([`Engine::embed_queries`]).
     query_vectors: Mutex<LruCache<String, Arc<[f32]>>>,
-    /// The learned ranker, when one was loaded ([`Engine::with_model`]).
-    model: Option<LtrModel>,
+    /// The learned rankers of the loaded model directory ([`Engine::with_model`]).
+    models: Models,
     /// Unit centroid of each category's product vectors, computed on first use.
     centroids: OnceLock<Vec<(String, Vec<f32>)>>,
 }
@@ -143,7 +149,7 @@ impl Engine {
             encoder,
             dense_problem,
             query_vectors: Mutex::new(LruCache::new(capacity)),
-            model: None,
+            models: Models::default(),
             centroids: OnceLock::new(),
         })
     }
@@ -157,25 +163,24 @@ impl Engine {
         })
     }
 
-    /// Loads a learned ranker from a model directory: `ltr` becomes available, and the
-    /// default ranker.
+    /// Loads the learned rankers of a model directory (`ltr`, `neural`, or all three for an
+    /// ensemble); the best of them becomes the default ranker.
     pub fn with_model(mut self, dir: &Path) -> Result<Engine, ModelError> {
-        self.model = Some(LtrModel::load(dir)?);
+        self.models = rank::load(dir)?;
         // Category centroids read every product once: pay for it now, not in a request.
         self.centroids.get_or_init(|| self.compute_centroids().unwrap_or_default());
         Ok(self)
     }
 
-    pub fn model(&self) -> Option<&LtrModel> {
-        self.model.as_ref()
+    /// The learned rankers loaded.
+    pub fn models(&self) -> &Models {
+        &self.models
     }
 
-    /// Makes the learned ranker reorder this many hybrid candidates instead of the depth it
-    /// was trained for (benchmarks and experiments).
+    /// Makes the learned rankers reorder this many hybrid candidates instead of the depth
+    /// they were trained for (benchmarks and experiments).
     pub fn set_rerank_depth(&mut self, depth: usize) {
-        if let Some(model) = &mut self.model {
-            model.meta.rerank_depth = depth;
-        }
+        self.models.set_rerank_depth(depth);
     }
 
     /// The index's product vectors, when it has them.
@@ -196,19 +201,16 @@ impl Engine {
         let mut rankers = vec![RankerKind::Bm25];
         if self.encoder.is_some() {
             rankers.extend([RankerKind::Dense, RankerKind::Hybrid]);
-            if self.model.is_some() {
-                rankers.push(RankerKind::Ltr);
-            }
+            rankers.extend(self.models.kinds());
         }
         rankers
     }
 
-    /// The ranker used when a request names none: the learned ranker when one is loaded.
+    /// The ranker used when a request names none: the best learned ranker loaded.
     pub fn default_ranker(&self) -> RankerKind {
-        if self.rankers().contains(&RankerKind::Ltr) {
-            RankerKind::Ltr
-        } else {
-            RankerKind::Bm25
+        match self.models.best() {
+            Some(best) if self.encoder.is_some() => best,
+            _ => RankerKind::Bm25,
         }
     }
 
@@ -227,10 +229,15 @@ impl Engine {
             return Ok(());
         }
         let reason = match (ranker, &self.dense_problem) {
-            (RankerKind::Dense | RankerKind::Hybrid | RankerKind::Ltr, Some(problem)) => problem.clone(),
-            (RankerKind::Ltr, None) => {
+            (_, Some(problem)) if ranker != RankerKind::Bm25 => problem.clone(),
+            (_, None) if ranker.is_learned() && self.models.best().is_none() => {
                 "no model is loaded: pass --model DIR (train one with `shelf train`)".to_string()
             }
+            (_, None) if ranker.is_learned() => format!(
+                "the loaded model serves {}; train one with `shelf train --ranker {}`",
+                self.models.kinds().iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+                ranker.trainer()
+            ),
             _ => format!(
                 "this index serves {}",
                 self.rankers().iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
@@ -474,35 +481,67 @@ impl Engine {
             .collect())
     }
 
-    /// The learned ranker, or why `ltr` is unavailable.
-    fn loaded_model(&self) -> Result<&LtrModel, SearchError> {
-        self.check_ranker(RankerKind::Ltr)?;
-        self.model.as_ref().ok_or_else(|| SearchError::RankerUnavailable {
-            ranker: RankerKind::Ltr,
-            reason: "no model is loaded".into(),
-        })
+    /// The learned ranker `kind`, or why it is unavailable.
+    fn learned(&self, kind: RankerKind) -> Result<&dyn Ranker, SearchError> {
+        self.check_ranker(kind)?;
+        self.models
+            .get(kind)
+            .map(|r| r.as_ref())
+            .ok_or_else(|| SearchError::RankerUnavailable { ranker: kind, reason: "no model is loaded".into() })
     }
 
-    /// Orders candidates by the learned ranker; with `explain`, each of the first `k` gets its
-    /// feature values and SHAP contributions.
+    /// What a ranker reads of `candidates`: their rows, the query's vector and each
+    /// product's vector.
+    fn score_candidates(
+        &self,
+        ranker: &dyn Ranker,
+        query: &str,
+        candidates: &[Candidate],
+        scoring: Scoring,
+        explain_first: Option<&[usize]>,
+    ) -> Result<(rank::Scored, Vec<Explanation>), SearchError> {
+        let rows: Vec<Row> = candidates.iter().map(|c| c.features).collect();
+        let query_vector = self.embed_query(query)?;
+        let store = self.index.vectors.as_ref();
+        let vectors: Vec<Option<&[f32]>> =
+            candidates.iter().map(|c| store.and_then(|s| s.row_of(&c.id).map(|row| s.vector(row)))).collect();
+        let inputs = Inputs { query, query_vector: &query_vector, rows: &rows, vectors: &vectors };
+        let scored = ranker.score(&inputs, scoring)?;
+        let explained = match explain_first {
+            Some(positions) => ranker.explain(&inputs, scoring, positions)?,
+            None => Vec::new(),
+        };
+        Ok((scored, explained))
+    }
+
+    /// Orders candidates by a learned ranker and the utility blend; with `explain`, each of
+    /// the first `k` gets its feature contributions, heads and utility terms.
     fn rerank(
         &self,
         query: &str,
         candidates: Vec<Candidate>,
-        k: usize,
-        explain: bool,
+        settings: &Rerank,
     ) -> Result<(Vec<Ranked>, HashMap<String, serde_json::Value>), SearchError> {
-        let model = self.loaded_model()?;
-        let rows: Vec<Row> = candidates.iter().map(|c| c.features).collect();
-        let scores = model.score(query, &rows)?;
+        let ranker = self.learned(settings.ranker)?;
+        let (scored, _) = self.score_candidates(ranker, query, &candidates, settings.scoring, None)?;
+        let products: Vec<&Product> = candidates.iter().map(|c| &c.product).collect();
+        let blended = (!settings.utility.is_relevance_only())
+            .then(|| utility::blend(&settings.utility, &scored, &products))
+            .transpose()
+            .map_err(SearchError::InvalidRequest)?;
+        let scores: Vec<f64> = blended.as_ref().map_or_else(|| scored.relevance.clone(), |b| b.totals.clone());
         let mut order: Vec<usize> = (0..candidates.len()).collect();
         order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-        order.truncate(k);
+        order.truncate(settings.k);
         let mut explains = HashMap::new();
-        if explain {
-            let chosen: Vec<Row> = order.iter().map(|&at| rows[at]).collect();
-            for (&at, contributions) in order.iter().zip(model.contributions(query, &chosen)?) {
-                explains.insert(candidates[at].id.clone(), explanation(&rows[at], &contributions, scores[at]));
+        if settings.explain {
+            let (_, explained) = self.score_candidates(ranker, query, &candidates, settings.scoring, Some(&order))?;
+            for (&at, explanation) in order.iter().zip(explained) {
+                let mut json = explanation.to_json(&candidates[at].features);
+                if let Some(blend) = &blended {
+                    json["utility"] = serde_json::json!({"score": blend.totals[at], "terms": blend.terms[at]});
+                }
+                explains.insert(candidates[at].id.clone(), json);
             }
         }
         let mut slots: Vec<Option<Candidate>> = candidates.into_iter().map(Some).collect();
@@ -534,28 +573,43 @@ impl Engine {
         self.featurize(query, gathered.ranked, &[], extra)
     }
 
-    /// Why the learned ranker scores `winner` above `loser` for `query`: each feature's SHAP
-    /// contribution to the winner minus its contribution to the loser, largest first.
-    pub fn why(&self, query: &str, winner: &str, loser: &str) -> Result<Vec<(String, f64)>, SearchError> {
-        let model = self.loaded_model()?;
-        let ids = [winner.to_string(), loser.to_string()];
-        let candidates = self.candidates_with_features(query, self.index.config.hybrid.candidates, &ids)?;
-        let row = |id: &str| candidates.iter().find(|c| c.id == id).map(|c| c.features);
-        let (Some(w), Some(l)) = (row(winner), row(loser)) else { return Ok(Vec::new()) };
-        let contributions = model.contributions(query, &[w, l])?;
-        let mut diffs: Vec<(String, f64)> = features::NAMES
-            .iter()
-            .enumerate()
-            .map(|(at, name)| (name.to_string(), contributions[0][at] - contributions[1][at]))
-            .collect();
-        diffs.sort_by(|x, y| y.1.total_cmp(&x.1));
-        Ok(diffs)
+    /// Orders the given candidates (from [`Engine::candidates_with_features`]) with a learned
+    /// ranker under the index's utility: their ids and scores, best first.
+    pub fn rank_candidates(
+        &self,
+        query: &str,
+        candidates: Vec<Candidate>,
+        ranker: RankerKind,
+        scoring: Scoring,
+    ) -> Result<Vec<(String, f32)>, SearchError> {
+        let settings =
+            Rerank { ranker, scoring, k: candidates.len(), explain: false, utility: self.index.config.utility.clone() };
+        let (ranked, _) = self.rerank(query, candidates, &settings)?;
+        Ok(ranked.into_iter().map(|r| (r.id, r.score)).collect())
+    }
+
+    /// The learned ranker's explanation of each of the given candidates.
+    pub fn explain_candidates(
+        &self,
+        query: &str,
+        candidates: &[Candidate],
+        ranker: RankerKind,
+        scoring: Scoring,
+    ) -> Result<Vec<Explanation>, SearchError> {
+        let positions: Vec<usize> = (0..candidates.len()).collect();
+        Ok(self.score_candidates(self.learned(ranker)?, query, candidates, scoring, Some(&positions))?.1)
     }
 
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResponse, SearchError> {
         let started = Instant::now();
         request.validate().map_err(SearchError::InvalidRequest)?;
         self.check_ranker(request.ranker)?;
+        if request.utility.is_some() && !request.ranker.is_learned() {
+            return Err(SearchError::InvalidRequest(format!(
+                "utility weighs a learned ranker's scores; ranker {} has none (use ltr, neural or ensemble)",
+                request.ranker
+            )));
+        }
         let lexical = &self.index.lexical;
         // Hybrid gathers a deeper candidate list from each source than it returns.
         let depth = match request.ranker {
@@ -564,16 +618,26 @@ impl Engine {
         };
         let Gathered { mut ranked, total, fuzzy, relaxed, facets, mut timings } = self.gather(request, depth)?;
         let mut explains: HashMap<String, serde_json::Value> = HashMap::new();
-        if let (RankerKind::Ltr, Some(model)) = (request.ranker, &self.model) {
+        if request.ranker.is_learned() {
             // The model reorders the head of the hybrid list, as deep as it was trained to;
             // the rest follows in hybrid order.
-            let depth = model.meta.rerank_depth;
+            let depth = self.models.rerank_depth();
             let features_started = Instant::now();
             let tail = ranked.split_off(depth.min(ranked.len()));
             let candidates = self.featurize(&request.query, ranked, &tail, &[])?;
             timings.features = Some(millis(features_started));
             let rank_started = Instant::now();
-            let (mut reranked, explained) = self.rerank(&request.query, candidates, request.k, request.explain)?;
+            let settings = Rerank {
+                ranker: request.ranker,
+                scoring: request.scoring,
+                k: request.k,
+                explain: request.explain,
+                utility: match &request.utility {
+                    Some(weights) => self.index.config.utility.overridden_by(weights),
+                    None => self.index.config.utility.clone(),
+                },
+            };
+            let (mut reranked, explained) = self.rerank(&request.query, candidates, &settings)?;
             let floor = reranked.iter().map(|r| r.score).fold(f32::INFINITY, f32::min);
             for (at, mut item) in tail.into_iter().enumerate().take(request.k.saturating_sub(reranked.len())) {
                 item.score = floor - 1.0 - at as f32;
@@ -619,72 +683,13 @@ impl Engine {
             timings_ms: timings,
         })
     }
-
-    /// Scores only the given products for `query` (the rerank protocol). Products the
-    /// ranker cannot score are left out; callers rank them last.
-    pub fn score_products(
-        &self,
-        query: &str,
-        ranker: RankerKind,
-        ids: &[String],
-    ) -> Result<Vec<(String, f32)>, SearchError> {
-        self.check_ranker(ranker)?;
-        let lexical = || self.index.lexical.score_ids(query, ids, &self.index.config.lexical);
-        let dense = || -> Result<Vec<(String, f32)>, SearchError> {
-            let Some(store) = &self.index.vectors else { return Ok(Vec::new()) };
-            let vector = self.embed_query(query)?;
-            let mut scored: Vec<(String, f32)> = ids
-                .iter()
-                .filter_map(|id| store.row_of(id).map(|row| (id.clone(), store.similarity(row, &vector))))
-                .collect();
-            scored.sort_by(|a, b| b.1.total_cmp(&a.1));
-            Ok(scored)
-        };
-        Ok(match ranker {
-            RankerKind::Ltr => {
-                let depth = self.index.config.hybrid.candidates;
-                let wanted: std::collections::HashSet<&String> = ids.iter().collect();
-                let candidates: Vec<Candidate> = self
-                    .candidates_with_features(query, depth, ids)?
-                    .into_iter()
-                    .filter(|c| wanted.contains(&c.id))
-                    .collect();
-                let (ranked, _) = self.rerank(query, candidates, ids.len(), false)?;
-                ranked.into_iter().map(|r| (r.id, r.score)).collect()
-            }
-            RankerKind::Dense => dense()?,
-            RankerKind::Hybrid => {
-                let (bm25, dense) = (lexical()?, dense()?);
-                fuse(&[("bm25", &bm25), ("dense", &dense)], &self.index.config.hybrid)
-                    .into_iter()
-                    .map(|c| (c.id, c.score))
-                    .collect()
-            }
-            _ => lexical()?,
-        })
-    }
 }
 
-/// The `explain` of a result: feature values, their SHAP contributions (which, with the
-/// bias, sum to the score) and the features that moved the score most.
-fn explanation(row: &Row, contributions: &[f64], score: f64) -> serde_json::Value {
-    let features: serde_json::Map<String, serde_json::Value> = features::NAMES
-        .iter()
-        .zip(row)
-        .zip(contributions)
-        .map(|((name, value), contribution)| {
-            let value = if value.is_nan() { serde_json::Value::Null } else { serde_json::json!(value) };
-            (name.to_string(), serde_json::json!({"value": value, "contribution": contribution}))
-        })
-        .collect();
-    let mut top: Vec<(&str, f64)> = features::NAMES.iter().copied().zip(contributions.iter().copied()).collect();
-    top.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
-    let top: Vec<serde_json::Value> =
-        top.into_iter().take(5).map(|(name, c)| serde_json::json!({"feature": name, "contribution": c})).collect();
-    serde_json::json!({
-        "score": score,
-        "bias": contributions.get(features::COUNT).copied().unwrap_or(0.0),
-        "features": features,
-        "top": top,
-    })
+/// How a learned ranker reorders one request's candidates.
+struct Rerank {
+    ranker: RankerKind,
+    scoring: Scoring,
+    k: usize,
+    explain: bool,
+    utility: Weights,
 }

@@ -2,7 +2,10 @@
 //!
 //! A product search engine for shopping. A catalogue ([`catalog`]) is imported into an index
 //! directory ([`index`]) holding a BM25 index ([`lexical`]); an [`engine::Engine`] answers
-//! [`search::SearchRequest`]s over it, from the CLI or the HTTP [`server`].
+//! [`search::SearchRequest`]s over it, from the CLI or the HTTP [`server`]. Candidates from
+//! BM25 and the vector index ([`dense`]) are fused ([`retrieve`]), described as
+//! [`features`] and reordered by a learned ranker ([`rank`]); [`train`] fits the rankers
+//! and [`eval`] measures everything on judged queries.
 //!
 //! The bundled demo catalogue and its judged queries come from [`demo`].
 
@@ -14,8 +17,8 @@ pub mod eval;
 pub mod features;
 pub mod index;
 pub mod lexical;
-pub mod ltr;
 pub mod progress;
+pub mod rank;
 pub mod retrieve;
 pub mod search;
 pub mod server;

@@ -33,14 +33,15 @@ enum Command {
     /// Build the bundled demo index if it is missing or stale, then serve it.
     Demo(DemoArgs),
     /// Measure relevance on a judged query set, or compare two runs.
-    Eval(EvalArgs),
+    Eval(Box<EvalArgs>),
     /// Fetch, check and measure the sentence encoder.
     Model(ModelArgs),
     /// Measure the HNSW graph's recall against exact dense search, and both latencies.
     AnnRecall(AnnRecallArgs),
     /// Log the features and labels of every judged query's candidates (LibSVM with qid).
     Features(FeaturesArgs),
-    /// Train the learned ranker (LightGBM lambdarank, k-fold cross-validation by query).
+    /// Train a learned ranker (LightGBM lambdarank, the neural multi-head network, or both
+    /// as an ensemble), with k-fold cross-validation by query.
     Train(TrainArgs),
 }
 
@@ -100,6 +101,10 @@ const DEFAULT_WITHOUT: &str = "dense_cosine,title_words,query_words";
 
 #[derive(Args, Clone)]
 struct TrainArgsCore {
+    /// lgbm (LightGBM lambdarank, served as `ltr`), neural (the multi-head network) or
+    /// ensemble (both and their blend; serves ltr, neural and ensemble).
+    #[arg(long, default_value = "lgbm")]
+    ranker: shelf::train::TrainerKind,
     #[command(flatten)]
     log: LogArgs,
     /// Weight of an unjudged candidate against a judged one in training.
@@ -113,7 +118,8 @@ struct TrainArgsCore {
     folds: usize,
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// A TOML file with an `[lgbm]` table of LightGBM parameters.
+    /// A TOML file with an `[lgbm]` table of LightGBM parameters and a `[neural]` table of
+    /// the neural ranker's.
     #[arg(long)]
     config: Option<PathBuf>,
 }
@@ -148,9 +154,6 @@ struct TrainArgs {
     /// The model directory to write.
     #[arg(long)]
     out: PathBuf,
-    /// lgbm (the neural ranker is not built yet).
-    #[arg(long, default_value = "lgbm")]
-    ranker: String,
     #[command(flatten)]
     core: TrainArgsCore,
     #[arg(long)]
@@ -233,10 +236,25 @@ struct EvalArgs {
     protocol: Protocol,
     #[command(flatten)]
     model: ModelArg,
-    /// bm25, dense, hybrid or ltr (default: ltr with --model, else bm25). A query the model
-    /// was trained on is scored by the cross-validation fold model that never saw it.
+    /// bm25, dense, hybrid, ltr, neural or ensemble (default: the model's best ranker with
+    /// --model, else bm25). A query the model was trained on is scored by the
+    /// cross-validation fold model that never saw it.
     #[arg(long)]
     ranker: Option<RankerKind>,
+    /// Evaluate only the tuning or the reporting part of the queries (split by a hash of
+    /// the query text; tune on one, report the other).
+    #[arg(long)]
+    part: Option<shelf::eval::split::Part>,
+    /// Utility weights for the learned ranker, e.g. `relevance:1,rating:0.2`.
+    #[arg(long)]
+    utility: Option<shelf::rank::utility::Weights>,
+    /// Evaluate once per value of one utility weight, e.g. `utility.rating=0:1:0.1`, and
+    /// report nDCG@10 against that term's objective (retrieve protocol).
+    #[arg(long, conflicts_with = "utility")]
+    sweep: Option<shelf::eval::sweep::SweepSpec>,
+    /// With --sweep: draw the trade-off curve into this SVG file.
+    #[arg(long, requires = "sweep")]
+    plot: Option<PathBuf>,
     /// Write the run (`qid Q0 docid rank score tag`) to this file.
     #[arg(long)]
     run: Option<PathBuf>,
@@ -346,7 +364,8 @@ struct EncoderArg {
 
 #[derive(Args)]
 struct ModelArg {
-    /// A model directory from `shelf train`: enables `--ranker ltr`, which becomes the default.
+    /// A model directory from `shelf train`: enables `--ranker ltr`, `neural` or `ensemble`
+    /// (what the directory holds); the best of them becomes the default.
     #[arg(long = "model", env = "SHELF_MODEL")]
     model_dir: Option<PathBuf>,
 }
@@ -359,9 +378,16 @@ struct SearchArgs {
     encoder: EncoderArg,
     #[command(flatten)]
     model: ModelArg,
-    /// bm25, dense, hybrid or ltr (default: ltr with --model, else bm25).
+    /// bm25, dense, hybrid, ltr, neural or ensemble (default: the model's best with
+    /// --model, else bm25).
     #[arg(long)]
     ranker: Option<RankerKind>,
+    /// Utility weights for a learned ranker, e.g. `relevance:1,rating:0.2`.
+    #[arg(long)]
+    utility: Option<shelf::rank::utility::Weights>,
+    /// Show each result's explanation (feature contributions, heads, utility terms).
+    #[arg(long)]
+    explain: bool,
     /// Results to show.
     #[arg(short, long, default_value_t = DEFAULT_K)]
     k: usize,
@@ -444,10 +470,10 @@ fn main() {
             None,
         ),
         Command::Demo(args) => run_demo(args),
-        Command::Eval(args) => match args.action {
+        Command::Eval(mut args) => match args.action.take() {
             Some(EvalAction::Compare(compare)) => run_compare(compare),
             Some(EvalAction::Candidates(candidates)) => run_candidates(candidates),
-            None => run_eval(args),
+            None => run_eval(*args),
         },
         Command::Model(args) => run_model(args.action),
         Command::AnnRecall(args) => run_ann_recall(args),
@@ -537,7 +563,9 @@ fn run_search(args: SearchArgs) -> Result<()> {
         ranker,
         filters: filters.clone(),
         facets: args.facets,
-        explain: false,
+        explain: args.explain,
+        utility: args.utility.clone(),
+        scoring: shelf::rank::Scoring::Final,
     };
     if let Some(path) = &args.queries {
         return search_many(&engine, path, request, args.json);
@@ -666,8 +694,8 @@ fn run_demo(args: DemoArgs) -> Result<()> {
         println!("{report}");
         println!("built the demo index {} ({} products)", index_dir.display(), manifest.counts.products);
     }
-    // Train the learned ranker on the bundled judged queries when there is no usable model
-    // or the index was rebuilt under it.
+    // Train the learned rankers (the ensemble: LightGBM, neural and their blend) on the
+    // bundled judged queries when there is no usable model or the index was rebuilt under it.
     let model_dir = root.join("models/demo");
     let model_ok = fresh && Engine::open_with(&index_dir, &args.encoder.dir, Some(&model_dir)).is_ok();
     if model_ok {
@@ -676,7 +704,8 @@ fn run_demo(args: DemoArgs) -> Result<()> {
         let engine = Engine::open_with_encoder(&index_dir, &args.encoder.dir)?;
         let queries = read_queries_file(&root.join(demo::QUERIES_PATH))?;
         let qrels = read_qrels_file(&root.join(demo::QRELS_PATH))?;
-        let report = train_model(&engine, &queries, &qrels, &TrainArgsCore::default(), &model_dir, true)?;
+        let core = TrainArgsCore { ranker: shelf::train::TrainerKind::Ensemble, ..TrainArgsCore::default() };
+        let report = train_model(&engine, &queries, &qrels, &core, &model_dir, true)?;
         println!(
             "trained the demo model {} in {:.1}s (cross-validated nDCG@10 over candidates {:.4}, hybrid order {:.4})",
             model_dir.display(),
@@ -725,7 +754,20 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         engine = engine.with_config(IndexConfig::from_file(config)?);
     }
     let ranker = args.ranker.unwrap_or_else(|| engine.default_ranker());
-    let options = EvalOptions { protocol: args.protocol, ranker, threshold: args.threshold, show_progress: !args.json };
+    let queries = match args.part {
+        Some(part) => part.select(&queries),
+        None => queries,
+    };
+    let options = EvalOptions {
+        protocol: args.protocol,
+        ranker,
+        threshold: args.threshold,
+        show_progress: !args.json,
+        utility: args.utility.clone(),
+    };
+    if let Some(spec) = &args.sweep {
+        return run_sweep(&engine, &queries, &qrels, &options, spec, args.plot.as_deref(), args.json);
+    }
     let report = eval::evaluate(&engine, &queries, &qrels, &options)?;
     if let Some(path) = &args.run {
         let mut out = std::io::BufWriter::new(
@@ -738,8 +780,9 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
     }
+    let part = args.part.map_or_else(String::new, |part| format!(" ({part} part)"));
     println!(
-        "{} ranker, {} protocol: {} judged queries ({} without judgments skipped), relevant = grade >= {}, {:.1}s",
+        "{} ranker, {} protocol: {} judged queries{part} ({} without judgments skipped), relevant = grade >= {}, {:.1}s",
         report.ranker, report.protocol, report.queries, report.skipped_queries, report.threshold, report.seconds
     );
     println!("{}", eval::metrics::NAMES.map(|n| format!("{n:>10}")).join(" "));
@@ -747,13 +790,51 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
+/// `shelf eval --sweep`: one evaluation per weight of a utility term, nDCG@10 against the
+/// term's own objective, the Pareto-optimal settings marked.
+fn run_sweep(
+    engine: &Engine,
+    queries: &[(String, String)],
+    qrels: &trec::Qrels,
+    options: &EvalOptions,
+    spec: &eval::sweep::SweepSpec,
+    plot: Option<&Path>,
+    json: bool,
+) -> Result<()> {
+    let label = eval::sweep::objective(&spec.term).map_err(anyhow::Error::msg)?.label;
+    let progress = shelf::progress::bar(spec.values.len() as u64, "sweeping", !json);
+    let points = eval::sweep::run(engine, queries, qrels, options, spec, &|point| {
+        progress.println(format!(
+            "utility.{}={}: nDCG@10 {:.4}, {label} {:.4}",
+            spec.term, point.value, point.relevance, point.secondary
+        ));
+        progress.inc(1);
+    })?;
+    progress.finish_and_clear();
+    if let Some(path) = plot {
+        let title = format!("{} ranker: nDCG@10 against {label} (utility.{})", options.ranker, spec.term);
+        eval::sweep::write_svg(&points, path, &title, "nDCG@10", label)?;
+    }
+    if json {
+        let report = serde_json::json!({"ranker": options.ranker, "term": spec.term, "objective": label,
+            "queries": queries.len(), "points": points});
+        println!("{report}");
+    } else {
+        print!("{}", eval::sweep::table(&points, &spec.term, label));
+        if let Some(path) = plot {
+            println!("wrote the trade-off curve to {}", path.display());
+        }
+    }
+    Ok(())
+}
+
 fn run_candidates(args: CandidatesArgs) -> Result<()> {
     let (engine, queries, qrels) = args.judged.load()?;
     let options = EvalOptions {
-        protocol: Protocol::Retrieve,
         ranker: args.ranker,
         threshold: args.threshold,
         show_progress: !args.json,
+        ..EvalOptions::new(Protocol::Retrieve)
     };
     for depth in args.depth {
         let report = eval::candidate_recall(&engine, &queries, &qrels, &options, depth)?;
@@ -815,8 +896,9 @@ fn why_lost(
 ) -> Result<()> {
     println!(
         "
-why {} lost (ltr feature contributions, its first result minus the product it pushed down):",
-        comparison.names.1
+why {} lost ({} feature contributions, its first result minus the product it pushed down):",
+        comparison.names.1,
+        engine.default_ranker()
     );
     let losses = comparison.deltas.iter().rev().filter(|d| d.delta < 0.0).take(args.top);
     for delta in losses {
@@ -832,7 +914,7 @@ why {} lost (ltr feature contributions, its first result minus the product it pu
         if winner == loser || delta.query.is_empty() {
             continue;
         }
-        let reasons = engine.why(&delta.query, &winner, &loser)?;
+        let reasons = eval::scoring::why(engine, engine.default_ranker(), &delta.query, &winner, &loser)?;
         let reasons: Vec<String> = reasons.iter().take(3).map(|(name, d)| format!("{name} {d:+.3}")).collect();
         println!(
             "  {} \"{}\": {} (grade {}) over {} (grade {}): {}",
@@ -872,32 +954,28 @@ fn train_model(
     out: &Path,
     show_progress: bool,
 ) -> Result<shelf::train::TrainReport> {
-    let params = match &core.config {
-        Some(path) => shelf::train::LgbmParams::from_file(path)?,
-        None => shelf::train::LgbmParams::default(),
+    let (lgbm, neural) = match &core.config {
+        Some(path) => shelf::train::read_params(path)?,
+        None => Default::default(),
     };
     let log_options = core.log.options(show_progress);
     let logged = shelf::train::log_features(engine, queries, qrels, &log_options)?;
     let options = shelf::train::TrainOptions {
+        ranker: core.ranker,
         folds: core.folds,
         seed: core.seed,
-        params,
+        lgbm,
+        neural,
         unjudged: shelf::train::describe_unjudged(&log_options),
         rerank_depth: core.log.negatives,
         unjudged_weight: core.unjudged_weight,
         without: core.without.clone(),
         show_progress,
     };
-    Ok(shelf::train::train(&logged, &options, out)?.report)
+    Ok(shelf::train::train(&logged, engine.vectors(), &options, out)?.report)
 }
 
 fn run_train(args: TrainArgs) -> Result<()> {
-    if args.ranker != "lgbm" {
-        bail!(
-            "--ranker {} is not available: shelf trains lgbm models (the neural ranker is not built yet)",
-            args.ranker
-        );
-    }
     let (engine, queries, qrels) = args.judged.load()?;
     let report = train_model(&engine, &queries, &qrels, &args.core, &args.out, !args.json)?;
     if args.json {
@@ -905,24 +983,50 @@ fn run_train(args: TrainArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "trained {} on {} candidates of {} queries in {:.1}s: {} rounds (folds: {:?})",
+        "trained {} ({}) on {} candidates of {} queries in {:.1}s",
         args.out.display(),
+        report.ranker,
         report.rows,
         report.queries,
-        report.seconds,
-        report.rounds,
-        report.fold_rounds
+        report.seconds
     );
+    print_train_report(&report, "");
+    Ok(())
+}
+
+/// The human summary of a training: cross-validated quality, rounds, heads, importance, and
+/// an ensemble's members.
+fn print_train_report(report: &shelf::train::TrainReport, indent: &str) {
     println!(
-        "cross-validated nDCG@10 over the logged candidates: {:.4} (hybrid order: {:.4})",
+        "{indent}cross-validated nDCG@10 over the logged candidates: {:.4} (hybrid order: {:.4})",
         report.cv_ndcg10, report.cv_ndcg10_hybrid
     );
-    println!("feature importance (gain):");
-    let total: f64 = report.importance.iter().map(|(_, g)| g).sum::<f64>().max(f64::MIN_POSITIVE);
-    for (name, gain) in report.importance.iter().take(15) {
-        println!("  {name:<22} {:>5.1}%", 100.0 * gain / total);
+    if !report.fold_rounds.is_empty() {
+        let unit = if report.ranker == "neural" { "epochs" } else { "rounds" };
+        println!("{indent}{unit}: {} (folds: {:?})", report.rounds, report.fold_rounds);
     }
-    Ok(())
+    if let Some(weight) = report.lgbm_weight {
+        println!("{indent}blend: {weight:.2} x lgbm + {:.2} x neural (standardised scores)", 1.0 - weight);
+    }
+    for member in &report.members {
+        println!("{indent}{}:", member.ranker);
+        print_train_report(member, &format!("{indent}  "));
+    }
+    if report.members.is_empty() {
+        for head in &report.heads {
+            match &head.reason {
+                None => println!("{indent}head {:<12} on  ({} rows)", head.name, head.rows),
+                Some(reason) => println!("{indent}head {:<12} off: {reason}", head.name),
+            }
+        }
+        if !report.importance.is_empty() {
+            println!("{indent}feature importance (gain):");
+            let total: f64 = report.importance.iter().map(|(_, g)| g).sum::<f64>().max(f64::MIN_POSITIVE);
+            for (name, gain) in report.importance.iter().take(15) {
+                println!("{indent}  {name:<22} {:>5.1}%", 100.0 * gain / total);
+            }
+        }
+    }
 }
 
 fn run_ann_recall(args: AnnRecallArgs) -> Result<()> {

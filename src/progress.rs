@@ -4,7 +4,7 @@
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// A bar counting `len` items, or a spinner counting items when `len` is 0.
-pub fn bar(len: u64, message: &'static str, visible: bool) -> ProgressBar {
+pub fn bar(len: u64, message: impl Into<std::borrow::Cow<'static, str>>, visible: bool) -> ProgressBar {
     if !visible {
         return ProgressBar::hidden();
     }

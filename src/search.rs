@@ -41,14 +41,30 @@ pub enum RankerKind {
     Ltr,
     /// The neural multi-head ranker over hybrid candidates.
     Neural,
+    /// LightGBM and the neural ranker blended.
+    Ensemble,
 }
 
 impl RankerKind {
-    pub const NAMES: &'static str = "bm25, dense, hybrid, ltr, neural";
+    pub const NAMES: &'static str = "bm25, dense, hybrid, ltr, neural, ensemble";
 
     /// Whether the ranker needs the query's vector.
     pub fn uses_vectors(self) -> bool {
         self != RankerKind::Bm25
+    }
+
+    /// Whether a trained model orders the results (`ltr`, `neural`, `ensemble`).
+    pub fn is_learned(self) -> bool {
+        matches!(self, RankerKind::Ltr | RankerKind::Neural | RankerKind::Ensemble)
+    }
+
+    /// The `shelf train --ranker` value that trains this ranker.
+    pub fn trainer(self) -> &'static str {
+        match self {
+            RankerKind::Neural => "neural",
+            RankerKind::Ensemble => "ensemble",
+            _ => "lgbm",
+        }
     }
 }
 
@@ -61,6 +77,7 @@ impl FromStr for RankerKind {
             "hybrid" => Ok(RankerKind::Hybrid),
             "ltr" => Ok(RankerKind::Ltr),
             "neural" => Ok(RankerKind::Neural),
+            "ensemble" => Ok(RankerKind::Ensemble),
             other => Err(format!("unknown ranker '{other}' (rankers: {})", RankerKind::NAMES)),
         }
     }
@@ -74,6 +91,7 @@ impl fmt::Display for RankerKind {
             RankerKind::Hybrid => "hybrid",
             RankerKind::Ltr => "ltr",
             RankerKind::Neural => "neural",
+            RankerKind::Ensemble => "ensemble",
         };
         f.write_str(name)
     }
@@ -212,6 +230,12 @@ pub struct SearchRequest {
     /// Count brands and categories over all matching products.
     pub facets: bool,
     pub explain: bool,
+    /// Utility weights overriding the index's `[utility]` for this request (learned
+    /// rankers only).
+    pub utility: Option<crate::rank::utility::Weights>,
+    /// Which model scores: the final one, or for evaluation the fold model that never saw
+    /// the query.
+    pub scoring: crate::rank::Scoring,
 }
 
 impl SearchRequest {
@@ -223,6 +247,8 @@ impl SearchRequest {
             filters: Filters::default(),
             facets: false,
             explain: false,
+            utility: None,
+            scoring: crate::rank::Scoring::Final,
         }
     }
 

@@ -65,7 +65,7 @@ fn hybrid_fuses_both_sources() {
     // The rerank protocol scores exactly the given products.
     let ids: Vec<String> = response.results.iter().take(5).map(|h| h.id.clone()).collect();
     for ranker in [RankerKind::Dense, RankerKind::Hybrid] {
-        let scored = engine.score_products("36 in vanity grey", ranker, &ids).unwrap();
+        let scored = shelf::eval::scoring::score_products(&engine, "36 in vanity grey", ranker, &ids).unwrap();
         assert_eq!(scored.len(), 5, "{ranker}");
         assert!(scored.iter().all(|(id, _)| ids.contains(id)));
     }

@@ -187,6 +187,24 @@ async fn bad_input_gets_4xx_with_an_error_object_and_the_server_stays_up() {
         ("bad price", Some("/search?q=sofa&filter=price:cheap".into()), StatusCode::BAD_REQUEST, "invalid_filter"),
         ("bad bool", Some("/search?q=sofa&explain=maybe".into()), StatusCode::BAD_REQUEST, "invalid_request"),
         ("unknown parameter", Some("/search?q=sofa&kk=3".into()), StatusCode::BAD_REQUEST, "unknown_parameter"),
+        (
+            "unknown utility term",
+            Some("/search?q=sofa&utility=stars:1".into()),
+            StatusCode::BAD_REQUEST,
+            "invalid_utility",
+        ),
+        (
+            "utility not a number",
+            Some("/search?q=sofa&utility=rating:lots".into()),
+            StatusCode::BAD_REQUEST,
+            "invalid_utility",
+        ),
+        (
+            "neural not built",
+            Some("/search?q=sofa&ranker=neural".into()),
+            StatusCode::BAD_REQUEST,
+            "ranker_unavailable",
+        ),
         ("unknown product", Some("/products/NOPE".into()), StatusCode::NOT_FOUND, "not_found"),
         ("unknown route", Some("/nowhere".into()), StatusCode::NOT_FOUND, "not_found"),
     ];
@@ -321,17 +339,49 @@ async fn a_served_model_ranks_by_default_and_explains_itself() {
     let (server, _) = Server::start_with(None, Some(common::demo_model())).await;
     let (status, body) = server.get("/search?q=grey+velvet+sofa&k=3&explain=true").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["ranker"], "ltr");
-    let results = body["results"].as_array().unwrap();
-    assert_eq!(results.len(), 3);
-    for result in results {
-        let explain = &result["explain"];
-        let sum: f64 =
-            explain["features"].as_object().unwrap().values().map(|f| f["contribution"].as_f64().unwrap()).sum();
-        let score = explain["score"].as_f64().unwrap();
-        assert!((sum + explain["bias"].as_f64().unwrap() - score).abs() < 1e-6, "{explain}");
-        assert!(explain["top"][0]["feature"].is_string());
+    assert_eq!(body["ranker"], "ensemble", "an ensemble model serves its blend by default");
+    for ranker in ["ltr", "neural", "ensemble"] {
+        let (status, body) = server.get(&format!("/search?q=grey+velvet+sofa&k=3&explain=true&ranker={ranker}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let results = body["results"].as_array().unwrap();
+        assert_eq!(results.len(), 3);
+        for result in results {
+            let explain = &result["explain"];
+            let sum: f64 =
+                explain["features"].as_object().unwrap().values().map(|f| f["contribution"].as_f64().unwrap()).sum();
+            let score = explain["score"].as_f64().unwrap();
+            let residual = explain["residual"].as_f64().unwrap_or(0.0);
+            assert!((sum + explain["bias"].as_f64().unwrap() + residual - score).abs() < 1e-4, "{ranker}: {explain}");
+            assert!(
+                (score - result["score"].as_f64().unwrap()).abs() < 1e-3,
+                "{ranker}: explain is of the result's score"
+            );
+            assert!(explain["top"][0]["feature"].is_string());
+            if ranker != "ltr" {
+                let stars = explain["heads"]["rating"].as_f64().expect("the rating head predicts stars");
+                assert!((0.0..=5.0).contains(&stars), "{explain}");
+            }
+        }
     }
+    // A per-request utility reorders by the blend, and explains each term.
+    let (status, body) = server.get("/search?q=sofa&k=5&explain=true&utility=relevance:1,rating:0.5").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for result in body["results"].as_array().unwrap() {
+        let utility = &result["explain"]["utility"];
+        let terms = utility["terms"].as_array().unwrap();
+        assert_eq!(terms.len(), 2, "{utility}");
+        let sum: f64 = terms.iter().map(|t| t["contribution"].as_f64().unwrap()).sum();
+        assert!((sum - result["score"].as_f64().unwrap()).abs() < 1e-4, "{utility}");
+    }
+    let (status, body) = server.post(json!({"q": "sofa", "utility": {"rating": 0.3}})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = server.post(json!({"q": "sofa", "utility": {"colour": 1}})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_utility")), "{body}");
+    let (status, body) = server.get("/search?q=sofa&ranker=bm25&utility=rating:1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "utility needs a learned ranker: {body}");
+    let (status, body) = server.get("/search?q=sofa&utility=click:1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "no click head is trained: {body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("click head"), "{body}");
     for ranker in ["bm25", "hybrid"] {
         let (status, body) = server.get(&format!("/search?q=sofa&ranker={ranker}")).await;
         assert_eq!((status, body["ranker"].as_str()), (StatusCode::OK, Some(ranker)));

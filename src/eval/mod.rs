@@ -25,6 +25,9 @@
 
 pub mod compare;
 pub mod metrics;
+pub mod scoring;
+pub mod split;
+pub mod sweep;
 pub mod trec;
 
 use std::fmt;
@@ -77,11 +80,19 @@ pub struct EvalOptions {
     pub ranker: RankerKind,
     pub threshold: i32,
     pub show_progress: bool,
+    /// Utility weights overriding the index's (learned rankers, retrieve protocol).
+    pub utility: Option<crate::rank::utility::Weights>,
 }
 
 impl EvalOptions {
     pub fn new(protocol: Protocol) -> Self {
-        EvalOptions { protocol, ranker: RankerKind::Bm25, threshold: DEFAULT_THRESHOLD, show_progress: false }
+        EvalOptions {
+            protocol,
+            ranker: RankerKind::Bm25,
+            threshold: DEFAULT_THRESHOLD,
+            show_progress: false,
+            utility: None,
+        }
     }
 }
 
@@ -241,11 +252,13 @@ fn rank(
             }
             let mut request = SearchRequest::new(text).with_k(RETRIEVE_DEPTH);
             request.ranker = options.ranker;
+            request.scoring = crate::rank::Scoring::HeldOut;
+            request.utility = options.utility.clone();
             engine.search(&request)?.results.into_iter().map(|hit| (hit.id, hit.score as f64)).collect()
         }
         Protocol::Rerank => {
             let ids: Vec<String> = judgments.keys().cloned().collect();
-            let scored = engine.score_products(text, options.ranker, &ids)?;
+            let scored = scoring::score_products(engine, text, options.ranker, &ids)?;
             let mut ranking: Vec<(String, f64)> = scored.into_iter().map(|(id, s)| (id, s as f64)).collect();
             // Judged products the ranker did not match still belong to the ranking, last.
             let floor = ranking.iter().map(|r| r.1).fold(0.0f64, f64::min) - 1.0;

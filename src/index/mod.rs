@@ -28,7 +28,8 @@
 mod config;
 mod manifest;
 
-pub use config::{FieldBoosts, FuzzyConfig, IndexConfig, LexicalConfig, MatchConfig};
+pub use crate::lexical::{FieldBoosts, FuzzyConfig, LexicalConfig, MatchConfig};
+pub use config::IndexConfig;
 pub use manifest::{AnnBuild, CatalogSource, Counts, DenseInfo, Manifest, SCHEMA_VERSION};
 
 use std::path::{Path, PathBuf};

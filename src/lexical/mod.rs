@@ -26,10 +26,12 @@
 //! assert_eq!(index.product(found.hits[0].doc).unwrap().id, "2");
 //! ```
 
+mod config;
 mod query;
 mod schema;
 pub mod text;
 
+pub use config::{FieldBoosts, FuzzyConfig, LexicalConfig, MatchConfig};
 pub use schema::Fields;
 
 use std::collections::HashMap;
@@ -41,7 +43,6 @@ use tantivy::schema::{Facet, TantivyDocument, Value};
 use tantivy::{DocAddress, Index, IndexReader, ReloadPolicy, Searcher, TantivyError, Term};
 
 use crate::catalog::{category_path, Product};
-use crate::index::LexicalConfig;
 use crate::search::{FacetCount, Facets, Filters};
 
 /// Facet values returned per facet.

@@ -11,7 +11,7 @@ use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{Searcher, Term};
 
 use super::{text, LexicalIndex};
-use crate::index::{LexicalConfig, MatchConfig};
+use super::{LexicalConfig, MatchConfig};
 use crate::search::Filters;
 
 /// The terms a query text becomes, field by field.

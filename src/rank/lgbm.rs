@@ -1,7 +1,7 @@
-//! The learned ranker: a LightGBM LambdaMART model over the [`crate::features`] of hybrid
-//! candidates.
+//! The LightGBM LambdaMART ranker (`ltr`) over the [`crate::features`] of hybrid candidates.
 //!
-//! A model directory (written by `shelf train`, see [`crate::train`]) holds
+//! A model directory (written by `shelf train --ranker lgbm`, see [`crate::train::lgbm`])
+//! holds
 //!
 //! ```text
 //! models/<name>/
@@ -11,69 +11,24 @@
 //!                  parameters, cross-validated metrics, date, which fold each query was in
 //! ```
 //!
-//! A model is refused when its features are not the ones this shelf computes. Evaluating a
-//! model on the queries it was trained on would flatter it, so [`LtrModel::booster_for`]
-//! hands out, for a query it saw, the fold model that never saw it.
+//! Explanations are exact SHAP values (LightGBM's TreeSHAP): with the bias they sum to the
+//! score.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use lightgbm3::Booster;
-use serde::{Deserialize, Serialize};
 
+use super::{check_schema, read_meta, Explanation, Inputs, ModelError, ModelMeta, Ranker, Scored, Scoring};
 use crate::features::{self, Row};
+use crate::search::RankerKind;
 
+/// `meta.json`'s `ranker` for this kind.
+pub const KIND: &str = "lgbm";
 pub const MODEL_FILE: &str = "model.txt";
-pub const META_FILE: &str = "meta.json";
 
-#[derive(Debug, thiserror::Error)]
-pub enum ModelError {
-    #[error("{0} is not a model directory (no meta.json); train one with `shelf train --out {0}`")]
-    NotAModel(String),
-    #[error("the model in {dir} was trained on feature schema {found}, but this shelf computes schema {expected} ({difference}); retrain it with `shelf train`")]
-    Schema { dir: String, found: String, expected: String, difference: String },
-    #[error("{path} is damaged: {message}; retrain the model with `shelf train`")]
-    Corrupt { path: String, message: String },
-    #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
-    #[error("LightGBM: {0}")]
-    LightGbm(#[from] lightgbm3::Error),
-}
-
-impl ModelError {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> ModelError {
-        ModelError::Io { path: path.display().to_string(), source }
-    }
-}
-
-/// `meta.json`: what a model is and how it was made.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelMeta {
-    /// `lgbm`.
-    pub ranker: String,
-    pub feature_schema_version: u32,
-    pub feature_names: Vec<String>,
-    /// sha256 over the training rows (features and labels).
-    pub data_fingerprint: String,
-    /// LightGBM parameters.
-    pub parameters: serde_json::Value,
-    /// Cross-validated metrics (each query scored by the fold model that never saw it).
-    pub cv: BTreeMap<String, f64>,
-    pub trained_at: String,
-    pub train_seconds: f64,
-    /// Training queries (by text) and the fold each was held out in.
-    #[serde(default)]
-    pub folds: BTreeMap<String, usize>,
-    /// Boosting rounds of the final model.
-    pub rounds: usize,
-    /// How unjudged candidates were treated.
-    pub unjudged: String,
-    /// How many of the hybrid list's first candidates the model reorders (the depth its
-    /// training candidates came from).
-    pub rerank_depth: usize,
-    /// Features blanked in training (the model ignores them).
-    #[serde(default)]
-    pub without: Vec<String>,
+/// The file of fold `fold`'s model.
+pub fn fold_file(fold: usize) -> String {
+    format!("fold-{fold}.txt")
 }
 
 /// A LightGBM booster that may be shared between threads.
@@ -85,109 +40,104 @@ struct SharedBooster(Booster);
 unsafe impl Send for SharedBooster {}
 unsafe impl Sync for SharedBooster {}
 
-/// A loaded model directory.
-pub struct LtrModel {
+/// A loaded LightGBM model directory.
+pub struct LgbmRanker {
     pub meta: ModelMeta,
     booster: SharedBooster,
     folds: Vec<SharedBooster>,
 }
 
-impl LtrModel {
-    pub fn load(dir: &Path) -> Result<LtrModel, ModelError> {
-        let meta_path = dir.join(META_FILE);
-        let text = std::fs::read_to_string(&meta_path).map_err(|error| match error.kind() {
-            std::io::ErrorKind::NotFound => ModelError::NotAModel(dir.display().to_string()),
-            _ => ModelError::io(&meta_path, error),
-        })?;
-        let meta: ModelMeta = serde_json::from_str(&text)
-            .map_err(|e| ModelError::Corrupt { path: meta_path.display().to_string(), message: e.to_string() })?;
+impl LgbmRanker {
+    pub fn load(dir: &Path) -> Result<LgbmRanker, ModelError> {
+        let meta = read_meta(dir)?;
         check_schema(dir, &meta)?;
+        if meta.ranker != KIND {
+            return Err(ModelError::corrupt(&dir.join(super::META_FILE), format!("a {} model, not lgbm", meta.ranker)));
+        }
         let load = |name: &str| -> Result<SharedBooster, ModelError> {
             let path = dir.join(name);
             let text = std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?;
-            let booster = Booster::from_string(&text)
-                .map_err(|e| ModelError::Corrupt { path: path.display().to_string(), message: e.to_string() })?;
+            let booster = Booster::from_string(&text).map_err(|e| ModelError::corrupt(&path, e))?;
             if booster.num_features() != features::COUNT as i32 {
-                return Err(ModelError::Corrupt {
-                    path: path.display().to_string(),
-                    message: format!("{} features, expected {}", booster.num_features(), features::COUNT),
-                });
+                let message = format!("{} features, expected {}", booster.num_features(), features::COUNT);
+                return Err(ModelError::corrupt(&path, message));
             }
             Ok(SharedBooster(booster))
         };
         let booster = load(MODEL_FILE)?;
-        let fold_count = meta.folds.values().copied().max().map_or(0, |m| m + 1);
-        let folds = (0..fold_count).map(|fold| load(&fold_file(fold))).collect::<Result<Vec<_>, _>>()?;
-        Ok(LtrModel { meta, booster, folds })
+        let folds = (0..meta.fold_count()).map(|fold| load(&fold_file(fold))).collect::<Result<Vec<_>, _>>()?;
+        Ok(LgbmRanker { meta, booster, folds })
     }
 
-    /// The booster to score `query` with: the one that never saw it in training.
-    fn booster_for(&self, query: &str) -> &Booster {
-        match self.meta.folds.get(query).and_then(|fold| self.folds.get(*fold)) {
-            Some(fold) => &fold.0,
-            None => &self.booster.0,
-        }
+    /// The booster that scores `query`.
+    fn booster_for(&self, query: &str, scoring: Scoring) -> &Booster {
+        let fold = match scoring {
+            Scoring::Final => None,
+            Scoring::HeldOut => self.meta.fold_of(query).and_then(|fold| self.folds.get(fold)),
+        };
+        &fold.unwrap_or(&self.booster).0
     }
 
-    /// Whether `query` was a training query (so it is scored by a held-out fold model).
+    /// Whether `query` was a training query (so [`Scoring::HeldOut`] scores it with a fold
+    /// model).
     pub fn held_out(&self, query: &str) -> bool {
-        self.meta.folds.contains_key(query)
+        self.meta.fold_of(query).is_some()
     }
 
     /// Scores rows of features (higher is better).
-    pub fn score(&self, query: &str, rows: &[Row]) -> Result<Vec<f64>, ModelError> {
+    pub fn score_rows(&self, query: &str, rows: &[Row], scoring: Scoring) -> Result<Vec<f64>, ModelError> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
         let flat: Vec<f32> = rows.iter().flatten().copied().collect();
-        Ok(self.booster_for(query).predict_with_params(&flat, features::COUNT as i32, true, "num_threads=1")?)
+        let booster = self.booster_for(query, scoring);
+        Ok(booster.predict_with_params(&flat, features::COUNT as i32, true, "num_threads=1")?)
     }
 
     /// Per-feature SHAP contributions of each row, plus the bias last: each row's values
     /// sum to its score.
-    pub fn contributions(&self, query: &str, rows: &[Row]) -> Result<Vec<Vec<f64>>, ModelError> {
+    pub fn contributions(&self, query: &str, rows: &[Row], scoring: Scoring) -> Result<Vec<Vec<f64>>, ModelError> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
         let flat: Vec<f32> = rows.iter().flatten().copied().collect();
-        let values = self.booster_for(query).predict_contrib(&flat, features::COUNT as i32, true)?;
+        let values = self.booster_for(query, scoring).predict_contrib(&flat, features::COUNT as i32, true)?;
         Ok(values.chunks(features::COUNT + 1).map(<[f64]>::to_vec).collect())
     }
 }
 
-/// The file of fold `fold`'s model.
-pub fn fold_file(fold: usize) -> String {
-    format!("fold-{fold}.txt")
-}
-
-/// Refuses a model whose features are not this shelf's, naming the difference.
-fn check_schema(dir: &Path, meta: &ModelMeta) -> Result<(), ModelError> {
-    let ours: Vec<String> = features::NAMES.iter().map(|n| n.to_string()).collect();
-    if meta.feature_schema_version == features::SCHEMA_VERSION && meta.feature_names == ours {
-        return Ok(());
+impl Ranker for LgbmRanker {
+    fn kind(&self) -> RankerKind {
+        RankerKind::Ltr
     }
-    let missing: Vec<&str> = ours.iter().filter(|n| !meta.feature_names.contains(n)).map(String::as_str).collect();
-    let extra: Vec<&str> = meta.feature_names.iter().filter(|n| !ours.contains(n)).map(String::as_str).collect();
-    let difference = if missing.is_empty() && extra.is_empty() {
-        if meta.feature_names == ours {
-            "same features, different meaning".to_string()
-        } else {
-            "the same features in another order".to_string()
-        }
-    } else {
-        let mut parts = Vec::new();
-        if !missing.is_empty() {
-            parts.push(format!("the model lacks {}", missing.join(", ")));
-        }
-        if !extra.is_empty() {
-            parts.push(format!("the model has {} which this shelf does not compute", extra.join(", ")));
-        }
-        parts.join("; ")
-    };
-    Err(ModelError::Schema {
-        dir: dir.display().to_string(),
-        found: meta.feature_schema_version.to_string(),
-        expected: features::SCHEMA_VERSION.to_string(),
-        difference,
-    })
+
+    fn meta(&self) -> &ModelMeta {
+        &self.meta
+    }
+
+    fn score(&self, inputs: &Inputs, scoring: Scoring) -> Result<Scored, ModelError> {
+        Ok(Scored { relevance: self.score_rows(inputs.query, inputs.rows, scoring)?, ..Scored::default() })
+    }
+
+    fn explain(&self, inputs: &Inputs, scoring: Scoring, positions: &[usize]) -> Result<Vec<Explanation>, ModelError> {
+        let rows: Vec<Row> = positions.iter().filter_map(|&at| inputs.rows.get(at).copied()).collect();
+        let contributions = self.contributions(inputs.query, &rows, scoring)?;
+        Ok(contributions
+            .into_iter()
+            .map(|values| {
+                let bias = values.get(features::COUNT).copied().unwrap_or(0.0);
+                let contributions: Vec<(String, f64)> =
+                    features::NAMES.iter().zip(&values).map(|(name, c)| (name.to_string(), *c)).collect();
+                Explanation {
+                    score: values.iter().sum(),
+                    bias,
+                    contributions,
+                    residual: 0.0,
+                    method: "shap",
+                    heads: Default::default(),
+                    members: Default::default(),
+                }
+            })
+            .collect())
+    }
 }

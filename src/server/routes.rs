@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 use super::{ApiError, AppState};
 use crate::engine::Engine;
+use crate::rank::utility::Weights;
 use crate::search::{Filters, RankerKind, SearchRequest, SearchResponse, DEFAULT_K};
 
 /// `POST /search` body.
@@ -29,6 +30,8 @@ struct SearchBody {
     explain: Option<bool>,
     facets: Option<bool>,
     filter: Option<Filters>,
+    /// `{"relevance": 1, "rating": 0.2}`.
+    utility: Option<Weights>,
 }
 
 fn ranker(engine: &Engine, name: Option<&str>) -> Result<RankerKind, ApiError> {
@@ -38,6 +41,10 @@ fn ranker(engine: &Engine, name: Option<&str>) -> Result<RankerKind, ApiError> {
             name.parse().map_err(|message: String| ApiError::new(StatusCode::BAD_REQUEST, "unknown_ranker", message))
         }
     }
+}
+
+fn invalid_utility(message: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_utility", message)
 }
 
 fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
@@ -57,6 +64,7 @@ pub(super) async fn search_get(
     let engine = state.engine();
     let (mut q, mut k, mut ranker_name, mut explain, mut facets) = (None, DEFAULT_K, None, false, true);
     let mut filters = Filters::default();
+    let mut utility = None;
     for (name, value) in &pairs {
         match name.as_str() {
             "q" => q = Some(value.clone()),
@@ -71,6 +79,7 @@ pub(super) async fn search_get(
             "ranker" => ranker_name = Some(value.as_str()),
             "explain" => explain = parse_bool("explain", value)?,
             "facets" => facets = parse_bool("facets", value)?,
+            "utility" => utility = Some(value.parse::<Weights>().map_err(invalid_utility)?),
             "filter" => {
                 filters.add_clause(value).map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_filter", m))?
             }
@@ -78,13 +87,22 @@ pub(super) async fn search_get(
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "unknown_parameter",
-                    format!("unknown parameter '{other}' (parameters: q, k, ranker, filter, facets, explain)"),
+                    format!("unknown parameter '{other}' (parameters: q, k, ranker, filter, facets, explain, utility)"),
                 ))
             }
         }
     }
     let q = q.ok_or_else(|| ApiError::bad_request("missing the query: add ?q=your+words"))?;
-    let request = SearchRequest { query: q, k, ranker: ranker(&engine, ranker_name)?, filters, facets, explain };
+    let request = SearchRequest {
+        query: q,
+        k,
+        ranker: ranker(&engine, ranker_name)?,
+        filters,
+        facets,
+        explain,
+        utility,
+        scoring: crate::rank::Scoring::Final,
+    };
     run_search(&state, engine, request).await
 }
 
@@ -101,6 +119,9 @@ pub(super) async fn search_post(
         let code = if error.is_data() { "invalid_request" } else { "invalid_json" };
         ApiError::new(StatusCode::BAD_REQUEST, code, format!("request body: {error}"))
     })?;
+    if let Some(weights) = &body.utility {
+        weights.validate().map_err(invalid_utility)?;
+    }
     let engine = state.engine();
     let request = SearchRequest {
         query: body.q,
@@ -109,6 +130,8 @@ pub(super) async fn search_post(
         filters: body.filter.unwrap_or_default(),
         facets: body.facets.unwrap_or(true),
         explain: body.explain.unwrap_or(false),
+        utility: body.utility,
+        scoring: crate::rank::Scoring::Final,
     };
     run_search(&state, engine, request).await
 }

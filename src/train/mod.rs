@@ -1,4 +1,4 @@
-//! Feature logging and training of the learned ranker.
+//! Feature logging and training of the learned rankers.
 //!
 //! Training data comes from the evaluation harness's judged queries: for each query, its
 //! hybrid candidates and its judged products, with their [`features`] and grades
@@ -7,9 +7,12 @@
 //! than "is it relevant"; dropped, the model never sees the products retrieval proposes that
 //! nobody judged. [`Unjudged`] picks, and the README has the measurements.
 //!
-//! [`train`] fits LightGBM lambdarank with k-fold cross-validation grouped by query text (a
-//! query text is in exactly one fold), early stopping on a validation share of each fold's
-//! training queries, and writes a model directory ([`crate::ltr`]).
+//! [`train`] fits a ranker with k-fold cross-validation grouped by query text (a query
+//! text is in exactly one fold), early stopping on a validation share of each fold's
+//! training queries, then a final model on every query, and writes a model directory
+//! ([`crate::rank`]). The fold loop ([`cross_validate`]) is shared; each ranker brings its
+//! fitting: [`lgbm`] (LightGBM lambdarank), [`neural`] (the multi-head network) and
+//! [`ensemble`] (both, blended with a weight tuned on held-out scores).
 //!
 //! ```no_run
 //! use shelf::engine::Engine;
@@ -20,29 +23,38 @@
 //! let queries = read_queries(std::io::BufReader::new(std::fs::File::open("queries/demo.tsv").unwrap())).unwrap();
 //! let qrels = read_qrels(std::io::BufReader::new(std::fs::File::open("queries/demo.qrels").unwrap())).unwrap();
 //! let logged = log_features(&engine, &queries, &qrels, &LogOptions::default()).unwrap();
-//! let trained = train(&logged, &TrainOptions::default(), "models/demo".as_ref()).unwrap();
+//! let trained = train(&logged, engine.vectors(), &TrainOptions::default(), "models/demo".as_ref()).unwrap();
 //! println!("cross-validated nDCG@10 {:.4}", trained.report.cv_ndcg10);
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+pub mod ensemble;
+pub mod lgbm;
+pub mod neural;
+
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use lightgbm3::{Booster, Dataset, ImportanceType};
+use lightgbm3::Booster;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::dense::VectorStore;
 use crate::engine::{Engine, SearchError};
 use crate::eval::metrics::Metrics;
 use crate::eval::trec::Qrels;
 use crate::features::{self, Row};
-use crate::ltr::{self, ModelMeta};
+use crate::rank::{ModelError, ModelMeta, META_FILE};
+
+pub use lgbm::LgbmParams;
+pub use neural::NeuralParams;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -54,13 +66,17 @@ pub enum TrainError {
     Search(#[from] SearchError),
     #[error("LightGBM: {0}")]
     LightGbm(#[from] lightgbm3::Error),
+    #[error("neural ranker: {0}")]
+    Neural(#[from] candle_core::Error),
+    #[error(transparent)]
+    Model(#[from] ModelError),
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
     #[error("config {path}: {message}")]
     Config { path: String, message: String },
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
     move |source| TrainError::Io { path: path.display().to_string(), source }
 }
 
@@ -126,6 +142,8 @@ pub struct LoggedRow {
 pub struct LoggedQuery {
     pub qid: String,
     pub query: String,
+    /// The query's embedding (the neural ranker reads it with each product's).
+    pub query_vector: Arc<[f32]>,
     pub rows: Vec<LoggedRow>,
 }
 
@@ -179,14 +197,15 @@ pub fn log_features(
                 })
                 .collect();
             progress.inc(1);
-            Ok(LoggedQuery { qid: qid.clone(), query: text.clone(), rows })
+            let query_vector = engine.embed_query(text)?;
+            Ok(LoggedQuery { qid: qid.clone(), query: text.clone(), query_vector, rows })
         })
         .collect::<Result<Vec<_>, TrainError>>()?;
     progress.finish_and_clear();
     Ok(logged)
 }
 
-fn number(value: f32) -> String {
+pub(crate) fn number(value: f32) -> String {
     if value.is_nan() {
         "nan".to_string()
     } else {
@@ -232,101 +251,57 @@ pub fn write_log(logged: &[LoggedQuery], path: &Path) -> Result<(), TrainError> 
     Ok(())
 }
 
-fn create(path: &Path) -> Result<std::io::BufWriter<std::fs::File>, TrainError> {
+pub(crate) fn create(path: &Path) -> Result<std::io::BufWriter<std::fs::File>, TrainError> {
     Ok(std::io::BufWriter::new(std::fs::File::create(path).map_err(io(path))?))
 }
 
-fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+pub(crate) fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)
 }
 
-/// LightGBM's knobs (a `[lgbm]` table in `shelf train --config FILE`; every key optional).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LgbmParams {
-    pub learning_rate: f64,
-    pub num_leaves: u32,
-    pub min_data_in_leaf: u32,
-    pub max_rounds: u32,
-    /// Stop when validation nDCG@10 has not improved for this many rounds.
-    pub early_stopping_rounds: u32,
-    pub feature_fraction: f64,
-    pub bagging_fraction: f64,
-    pub lambda_l2: f64,
-    /// Share of each fold's training queries held out for early stopping.
-    pub validation_share: f64,
-    /// lambdarank's truncation: pairs beyond this position matter less.
-    pub lambdarank_truncation_level: u32,
+/// Which ranker [`train`] fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrainerKind {
+    /// LightGBM lambdarank (`ltr`).
+    #[default]
+    Lgbm,
+    /// The multi-head network (`neural`).
+    Neural,
+    /// Both, blended (`ensemble`, which also serves `ltr` and `neural`).
+    Ensemble,
 }
 
-impl Default for LgbmParams {
-    fn default() -> Self {
-        LgbmParams {
-            learning_rate: 0.05,
-            num_leaves: 31,
-            min_data_in_leaf: 50,
-            max_rounds: 600,
-            early_stopping_rounds: 40,
-            feature_fraction: 0.8,
-            bagging_fraction: 0.8,
-            lambda_l2: 1.0,
-            validation_share: 0.1,
-            lambdarank_truncation_level: 30,
+impl FromStr for TrainerKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "lgbm" | "ltr" => Ok(TrainerKind::Lgbm),
+            "neural" => Ok(TrainerKind::Neural),
+            "ensemble" => Ok(TrainerKind::Ensemble),
+            other => Err(format!("unknown ranker '{other}' to train (lgbm, neural or ensemble)")),
         }
     }
 }
 
-impl LgbmParams {
-    pub fn from_file(path: &Path) -> Result<LgbmParams, TrainError> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct File {
-            #[serde(default)]
-            lgbm: LgbmParams,
-        }
-        let text = std::fs::read_to_string(path).map_err(io(path))?;
-        let file: File = toml::from_str(&text)
-            .map_err(|e| TrainError::Config { path: path.display().to_string(), message: e.to_string() })?;
-        Ok(file.lgbm)
-    }
-
-    /// The LightGBM parameter object.
-    fn lightgbm(&self, seed: u64, rounds: u32, early_stopping: bool) -> serde_json::Value {
-        let mut params = serde_json::json!({
-            "objective": "lambdarank",
-            "metric": "ndcg",
-            "eval_at": "10",
-            // Linear gains, as the evaluation's nDCG: grade g is worth g.
-            "label_gain": "0,1,2,3,4,5,6",
-            "lambdarank_truncation_level": self.lambdarank_truncation_level,
-            "num_iterations": rounds,
-            "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
-            "min_data_in_leaf": self.min_data_in_leaf,
-            "feature_fraction": self.feature_fraction,
-            "bagging_fraction": self.bagging_fraction,
-            "bagging_freq": 1,
-            "lambda_l2": self.lambda_l2,
-            "seed": seed,
-            "deterministic": true,
-            "force_row_wise": true,
-            "num_threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
-            "verbosity": -1,
-        });
-        if early_stopping {
-            params["early_stopping_rounds"] = serde_json::json!(self.early_stopping_rounds);
-        }
-        params
+impl std::fmt::Display for TrainerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TrainerKind::Lgbm => crate::rank::lgbm::KIND,
+            TrainerKind::Neural => crate::rank::neural::KIND,
+            TrainerKind::Ensemble => crate::rank::ensemble::KIND,
+        })
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
+    pub ranker: TrainerKind,
     pub folds: usize,
     pub seed: u64,
-    pub params: LgbmParams,
+    pub lgbm: LgbmParams,
+    pub neural: NeuralParams,
     /// How the log treated unjudged candidates (recorded in `meta.json`).
     pub unjudged: String,
     /// How deep in the hybrid list the model will rerank: the depth unjudged candidates
@@ -335,7 +310,8 @@ pub struct TrainOptions {
     /// Weight of an unjudged candidate's row against a judged one's (1: equal).
     pub unjudged_weight: f64,
     /// Features the model may not use (ablations, or magnitudes that do not carry over to
-    /// other catalogues): they are blanked to missing in training, so no tree splits on them.
+    /// other catalogues): they are blanked to missing in training, so the model cannot use
+    /// them.
     pub without: Vec<String>,
     pub show_progress: bool,
 }
@@ -343,9 +319,11 @@ pub struct TrainOptions {
 impl Default for TrainOptions {
     fn default() -> Self {
         TrainOptions {
+            ranker: TrainerKind::Lgbm,
             folds: 5,
             seed: 42,
-            params: LgbmParams::default(),
+            lgbm: LgbmParams::default(),
+            neural: NeuralParams::default(),
             unjudged: describe_unjudged(&LogOptions::default()),
             rerank_depth: LogOptions::default().negatives,
             unjudged_weight: 1.0,
@@ -353,6 +331,23 @@ impl Default for TrainOptions {
             show_progress: false,
         }
     }
+}
+
+/// The `[lgbm]` and `[neural]` tables of a training configuration file (each optional,
+/// every key optional).
+pub fn read_params(path: &Path) -> Result<(LgbmParams, NeuralParams), TrainError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        #[serde(default)]
+        lgbm: LgbmParams,
+        #[serde(default)]
+        neural: NeuralParams,
+    }
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let file: File = toml::from_str(&text)
+        .map_err(|e| TrainError::Config { path: path.display().to_string(), message: e.to_string() })?;
+    Ok((file.lgbm, file.neural))
 }
 
 /// How a log treated unjudged candidates, in words.
@@ -363,16 +358,17 @@ pub fn describe_unjudged(options: &LogOptions) -> String {
     }
 }
 
-/// A trained model: what training measured, and the final booster as trained (the model
-/// directory holds the same booster, saved).
+/// A trained model: what training measured, and for LightGBM the final booster as trained
+/// (the model directory holds the same booster, saved).
 pub struct Trained {
     pub report: TrainReport,
-    pub booster: Booster,
+    pub booster: Option<Booster>,
 }
 
 /// What training measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Default)]
 pub struct TrainReport {
+    pub ranker: String,
     pub queries: usize,
     pub rows: usize,
     /// Mean nDCG@10 of the logged candidates of each query, ordered by the fold model that
@@ -381,18 +377,43 @@ pub struct TrainReport {
     /// The same ordering by the hybrid ranker's fused rank, for comparison.
     pub cv_ndcg10_hybrid: f64,
     pub fold_rounds: Vec<usize>,
+    /// Boosting rounds (LightGBM) or epochs (neural) of the final model.
     pub rounds: usize,
-    /// Gain-based importance of each feature, largest first.
+    /// Gain-based importance of each feature (LightGBM), largest first.
     pub importance: Vec<(String, f64)>,
+    /// The neural ranker's heads, and why any is off.
+    pub heads: Vec<crate::rank::neural::HeadInfo>,
+    /// An ensemble's members' reports.
+    pub members: Vec<TrainReport>,
+    /// An ensemble's tuned weight of LightGBM.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lgbm_weight: Option<f64>,
     pub seconds: f64,
 }
 
-/// Trains the lambdarank model with cross-validation and writes the model directory `out`.
-pub fn train(logged: &[LoggedQuery], options: &TrainOptions, out: &Path) -> Result<Trained, TrainError> {
-    if out.exists()
-        && !out.join(ltr::META_FILE).exists()
-        && std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some())
-    {
+/// The logged queries a model trains on, with their folds.
+pub(crate) struct Prepared<'a> {
+    pub queries: Vec<&'a LoggedQuery>,
+    /// The fold each query text is held out in.
+    pub fold_of: BTreeMap<String, usize>,
+    pub folds: usize,
+}
+
+impl Prepared<'_> {
+    pub fn rows(&self) -> usize {
+        self.queries.iter().map(|q| q.rows.len()).sum()
+    }
+}
+
+/// Trains the ranker `options.ranker` with cross-validation and writes the model directory
+/// `out`. `vectors` are the index's product vectors (the neural ranker reads them).
+pub fn train(
+    logged: &[LoggedQuery],
+    vectors: Option<&VectorStore>,
+    options: &TrainOptions,
+    out: &Path,
+) -> Result<Trained, TrainError> {
+    if out.exists() && !out.join(META_FILE).exists() && std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some()) {
         return Err(TrainError::Invalid(format!(
             "refusing to replace {}: it exists and is not a model directory; choose another --out",
             out.display()
@@ -403,7 +424,7 @@ pub fn train(logged: &[LoggedQuery], options: &TrainOptions, out: &Path) -> Resu
     let name = out.file_name().map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
     let staging = out.with_file_name(format!(".{name}.training"));
     let _ = std::fs::remove_dir_all(&staging);
-    let result = train_into(logged, options, &staging);
+    let result = train_blanked(logged, vectors, options, &staging);
     if result.is_ok() {
         let old = out.with_file_name(format!(".{name}.old"));
         let _ = std::fs::remove_dir_all(&old);
@@ -418,8 +439,13 @@ pub fn train(logged: &[LoggedQuery], options: &TrainOptions, out: &Path) -> Resu
     result
 }
 
-fn train_into(logged: &[LoggedQuery], options: &TrainOptions, out: &Path) -> Result<Trained, TrainError> {
-    let started = Instant::now();
+/// Blanks the features the model may not use, then trains.
+fn train_blanked(
+    logged: &[LoggedQuery],
+    vectors: Option<&VectorStore>,
+    options: &TrainOptions,
+    out: &Path,
+) -> Result<Trained, TrainError> {
     let mut blank = Vec::new();
     for name in options.without.iter().filter(|name| !name.trim().is_empty()) {
         blank.push(features::index_of(name).ok_or_else(|| {
@@ -442,197 +468,204 @@ fn train_into(logged: &[LoggedQuery], options: &TrainOptions, out: &Path) -> Res
             .collect();
         &masked
     };
-    let logged: Vec<&LoggedQuery> = logged.iter().filter(|q| !q.rows.is_empty()).collect();
-    if logged.len() < options.folds.max(2) * 2 {
-        return Err(TrainError::Invalid(format!(
-            "{} queries with logged candidates are too few for {} folds",
-            logged.len(),
-            options.folds
-        )));
+    let data = prepare(logged, options)?;
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    match options.ranker {
+        TrainerKind::Lgbm => lgbm::train(&data, options, out).map(|(trained, _)| trained),
+        TrainerKind::Neural => neural::train(&data, vectors, options, out).map(|(trained, _)| trained),
+        TrainerKind::Ensemble => ensemble::train(&data, vectors, options, out),
     }
+}
+
+/// The queries with logged candidates, each query text assigned to one fold.
+fn prepare<'a>(logged: &'a [LoggedQuery], options: &TrainOptions) -> Result<Prepared<'a>, TrainError> {
+    let queries: Vec<&LoggedQuery> = logged.iter().filter(|q| !q.rows.is_empty()).collect();
     if options.folds < 2 {
         return Err(TrainError::Invalid("--folds must be at least 2".into()));
     }
-    std::fs::create_dir_all(out).map_err(io(out))?;
-    let work = out.join("work");
-    std::fs::create_dir_all(&work).map_err(io(&work))?;
-
+    if queries.len() < options.folds * 2 {
+        return Err(TrainError::Invalid(format!(
+            "{} queries with logged candidates are too few for {} folds",
+            queries.len(),
+            options.folds
+        )));
+    }
     // A query text belongs to exactly one fold, so no fold model has seen a test query.
-    let mut texts: Vec<&str> = logged.iter().map(|q| q.query.as_str()).collect();
+    let mut texts: Vec<&str> = queries.iter().map(|q| q.query.as_str()).collect();
     texts.sort_unstable();
     texts.dedup();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(options.seed);
     texts.shuffle(&mut rng);
-    let fold_of: BTreeMap<String, usize> =
-        texts.iter().enumerate().map(|(at, text)| (text.to_string(), at % options.folds)).collect();
+    let fold_of = texts.iter().enumerate().map(|(at, text)| (text.to_string(), at % options.folds)).collect();
+    Ok(Prepared { queries, fold_of, folds: options.folds })
+}
 
-    let progress = crate::progress::bar(options.folds as u64 + 1, "training folds", options.show_progress);
+/// What a ranker's trainer brings to [`cross_validate`].
+pub(crate) trait FoldTrainer {
+    type Model;
+    /// Fits on the queries `fit`: early-stopping on `valid` when given (up to
+    /// `rounds`), else exactly `rounds` rounds or epochs.
+    fn fit(&self, fit: &[usize], valid: Option<&[usize]>, rounds: usize) -> Result<Self::Model, TrainError>;
+    /// The rounds (or epochs) a fitted model kept.
+    fn rounds(&self, model: &Self::Model) -> usize;
+    fn max_rounds(&self) -> usize;
+    /// Scores the logged rows of one query.
+    fn score(&self, model: &Self::Model, query: usize) -> Result<Vec<f64>, TrainError>;
+    /// Writes the final model (`fold` None) or a fold's into `dir`.
+    fn save(&self, model: &Self::Model, dir: &Path, fold: Option<usize>) -> Result<(), TrainError>;
+    /// The parameters `meta.json` records.
+    fn parameters(&self, rounds: usize) -> serde_json::Value;
+}
+
+/// The result of [`cross_validate`].
+pub(crate) struct CrossValidated<M> {
+    pub model: M,
+    pub fold_rounds: Vec<usize>,
+    pub rounds: usize,
+    /// Every logged row's score by the fold model that never saw its query.
+    pub held_out: Vec<Vec<f64>>,
+}
+
+/// k-fold cross-validation: a model per fold (early-stopped on a validation share of the
+/// fold's training queries), each query scored by the fold model that held it out, then a
+/// final model on every query with the folds' mean rounds. Writes every model into `out`.
+pub(crate) fn cross_validate<T: FoldTrainer>(
+    trainer: &T,
+    data: &Prepared,
+    options: &TrainOptions,
+    validation_share: f64,
+    out: &Path,
+) -> Result<CrossValidated<T::Model>, TrainError> {
+    let label = format!("training {} folds", options.ranker);
+    let progress = crate::progress::bar(data.folds as u64 + 1, label, options.show_progress);
+    let fold = |q: usize| data.fold_of[&data.queries[q].query];
     let mut fold_rounds = Vec::new();
-    let mut held_out_scores: HashMap<(usize, usize), f64> = HashMap::new();
-    for fold in 0..options.folds {
-        let test: Vec<usize> = (0..logged.len()).filter(|&q| fold_of[&logged[q].query] == fold).collect();
-        let rest: Vec<usize> = (0..logged.len()).filter(|&q| fold_of[&logged[q].query] != fold).collect();
-        let every = (1.0 / options.params.validation_share.clamp(0.01, 0.5)).round() as usize;
+    let mut held_out: Vec<Vec<f64>> = vec![Vec::new(); data.queries.len()];
+    for k in 0..data.folds {
+        let test: Vec<usize> = (0..data.queries.len()).filter(|&q| fold(q) == k).collect();
+        let rest: Vec<usize> = (0..data.queries.len()).filter(|&q| fold(q) != k).collect();
+        let every = (1.0 / validation_share.clamp(0.01, 0.5)).round() as usize;
         let (valid, fit): (Vec<usize>, Vec<usize>) = rest.iter().partition(|&&q| q % every == 0);
-        let booster = fit_booster(&logged, &fit, Some(&valid), options, options.params.max_rounds, &work)?;
-        fold_rounds.push(booster.num_iterations().max(1) as usize);
-        std::fs::write(out.join(ltr::fold_file(fold)), booster.save_string()?).map_err(io(out))?;
+        let model = trainer.fit(&fit, Some(&valid), trainer.max_rounds())?;
+        fold_rounds.push(trainer.rounds(&model));
+        trainer.save(&model, out, Some(k))?;
         for &q in &test {
-            let rows: Vec<f32> = logged[q].rows.iter().flat_map(|r| r.features).collect();
-            let scores = booster.predict_with_params(&rows, features::COUNT as i32, true, "num_threads=1")?;
-            for (at, score) in scores.into_iter().enumerate() {
-                held_out_scores.insert((q, at), score);
-            }
+            held_out[q] = trainer.score(&model, q)?;
         }
         progress.inc(1);
     }
-    let rounds = (fold_rounds.iter().sum::<usize>() as f64 / fold_rounds.len() as f64).round().max(1.0) as u32;
-    let everything: Vec<usize> = (0..logged.len()).collect();
-    let booster = fit_booster(&logged, &everything, None, options, rounds, &work)?;
+    let rounds = (fold_rounds.iter().sum::<usize>() as f64 / fold_rounds.len() as f64).round().max(1.0) as usize;
+    let everything: Vec<usize> = (0..data.queries.len()).collect();
+    let model = trainer.fit(&everything, None, rounds)?;
+    trainer.save(&model, out, None)?;
     progress.finish_and_clear();
-    std::fs::write(out.join(ltr::MODEL_FILE), booster.save_string()?).map_err(io(out))?;
-    let _ = std::fs::remove_dir_all(&work);
+    Ok(CrossValidated { model, fold_rounds, rounds, held_out })
+}
 
-    // Cross-validated nDCG@10 over the candidates the model will reorder when serving (the
-    // head of the hybrid list), against the hybrid order.
+/// Mean nDCG@10 over the queries `which` of the candidates the model reorders when serving
+/// (the head of the hybrid list, `depth` deep), ordered by `score(query, row)`.
+pub(crate) fn candidates_ndcg(
+    data: &Prepared,
+    which: &[usize],
+    depth: usize,
+    score: &dyn Fn(usize, usize) -> f64,
+) -> f64 {
+    if which.is_empty() {
+        return 0.0;
+    }
     let fused_rank = features::index_of("fused_rank").unwrap_or(0);
-    let served = |row: &LoggedRow| row.features[fused_rank] <= options.rerank_depth as f32;
-    let ndcg = |order: &dyn Fn(usize, usize) -> f64| -> f64 {
-        let total: f64 = (0..logged.len())
-            .map(|q| {
-                let rows = &logged[q].rows;
-                let mut ranking: Vec<(String, f64)> = rows
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, r)| served(r))
-                    .map(|(at, r)| (r.id.clone(), order(q, at)))
-                    .collect();
-                crate::eval::metrics::sort_like_trec_eval(&mut ranking);
-                let ids: Vec<String> = ranking.into_iter().map(|(id, _)| id).collect();
-                let judgments: BTreeMap<String, i32> =
-                    rows.iter().filter(|r| r.judged).map(|r| (r.id.clone(), r.label)).collect();
-                Metrics::compute(&ids, &judgments, crate::eval::DEFAULT_THRESHOLD).ndcg10
-            })
-            .sum();
-        total / logged.len() as f64
-    };
-    let cv_ndcg10 = ndcg(&|q, at| held_out_scores.get(&(q, at)).copied().unwrap_or(f64::MIN));
-    let cv_ndcg10_hybrid = ndcg(&|q, at| {
-        let rank = logged[q].rows[at].features[fused_rank];
+    let total: f64 = which
+        .iter()
+        .map(|&q| {
+            let rows = &data.queries[q].rows;
+            let mut ranking: Vec<(String, f64)> = rows
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.features[fused_rank] <= depth as f32)
+                .map(|(at, r)| (r.id.clone(), score(q, at)))
+                .collect();
+            crate::eval::metrics::sort_like_trec_eval(&mut ranking);
+            let ids: Vec<String> = ranking.into_iter().map(|(id, _)| id).collect();
+            let judgments: BTreeMap<String, i32> =
+                rows.iter().filter(|r| r.judged).map(|r| (r.id.clone(), r.label)).collect();
+            Metrics::compute(&ids, &judgments, crate::eval::DEFAULT_THRESHOLD).ndcg10
+        })
+        .sum();
+    total / which.len() as f64
+}
+
+/// The hybrid order's nDCG@10 over the same candidates, the baseline a ranker must beat.
+pub(crate) fn hybrid_ndcg(data: &Prepared, which: &[usize], depth: usize) -> f64 {
+    let fused_rank = features::index_of("fused_rank").unwrap_or(0);
+    candidates_ndcg(data, which, depth, &|q, at| {
+        let rank = data.queries[q].rows[at].features[fused_rank];
         if rank.is_nan() {
             -1e9 - at as f64
         } else {
             -(rank as f64)
         }
+    })
+}
+
+/// The report and `meta.json` every ranker writes after [`cross_validate`].
+pub(crate) fn finish<M>(
+    kind: &str,
+    data: &Prepared,
+    options: &TrainOptions,
+    validated: &CrossValidated<M>,
+    parameters: serde_json::Value,
+    started: Instant,
+    out: &Path,
+) -> Result<TrainReport, TrainError> {
+    let all: Vec<usize> = (0..data.queries.len()).collect();
+    let cv_ndcg10 = candidates_ndcg(data, &all, options.rerank_depth, &|q, at| {
+        validated.held_out[q].get(at).copied().unwrap_or(f64::MIN)
     });
-
-    let gains = booster.feature_importance(ImportanceType::Gain)?;
-    let mut importance: Vec<(String, f64)> = features::NAMES.iter().map(|n| n.to_string()).zip(gains).collect();
-    importance.sort_by(|a, b| b.1.total_cmp(&a.1));
-
-    let rows: usize = logged.iter().map(|q| q.rows.len()).sum();
+    let cv_ndcg10_hybrid = hybrid_ndcg(data, &all, options.rerank_depth);
     let report = TrainReport {
-        queries: logged.len(),
-        rows,
+        ranker: kind.to_string(),
+        queries: data.queries.len(),
+        rows: data.rows(),
         cv_ndcg10,
         cv_ndcg10_hybrid,
-        fold_rounds: fold_rounds.clone(),
-        rounds: rounds as usize,
-        importance,
+        fold_rounds: validated.fold_rounds.clone(),
+        rounds: validated.rounds,
         seconds: started.elapsed().as_secs_f64(),
+        ..TrainReport::default()
     };
-    let meta = ModelMeta {
-        ranker: "lgbm".into(),
+    let cv = BTreeMap::from([
+        ("ndcg@10_candidates".to_string(), cv_ndcg10),
+        ("ndcg@10_candidates_hybrid".to_string(), cv_ndcg10_hybrid),
+    ]);
+    meta(kind, data, options, validated.rounds, parameters, cv, report.seconds).write(out)?;
+    Ok(report)
+}
+
+/// A model directory's `meta.json`.
+pub(crate) fn meta(
+    kind: &str,
+    data: &Prepared,
+    options: &TrainOptions,
+    rounds: usize,
+    parameters: serde_json::Value,
+    cv: BTreeMap<String, f64>,
+    seconds: f64,
+) -> ModelMeta {
+    ModelMeta {
+        ranker: kind.to_string(),
         feature_schema_version: features::SCHEMA_VERSION,
         feature_names: features::NAMES.iter().map(|n| n.to_string()).collect(),
-        data_fingerprint: fingerprint(&logged),
-        parameters: options.params.lightgbm(options.seed, rounds, false),
-        cv: BTreeMap::from([
-            ("ndcg@10_candidates".to_string(), cv_ndcg10),
-            ("ndcg@10_candidates_hybrid".to_string(), cv_ndcg10_hybrid),
-        ]),
+        data_fingerprint: fingerprint(&data.queries),
+        parameters,
+        cv,
         trained_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-        train_seconds: report.seconds,
-        folds: fold_of,
-        rounds: rounds as usize,
+        train_seconds: seconds,
+        folds: data.fold_of.clone(),
+        rounds,
         unjudged: options.unjudged.clone(),
         rerank_depth: options.rerank_depth,
         without: options.without.clone(),
-    };
-    let meta_path = out.join(ltr::META_FILE);
-    let text = serde_json::to_string_pretty(&meta).map_err(|e| TrainError::Invalid(e.to_string()))?;
-    std::fs::write(&meta_path, text + "\n").map_err(io(&meta_path))?;
-    Ok(Trained { report, booster })
-}
-
-/// Sends LightGBM's own log lines (dataset construction chatter) to `tracing` at debug
-/// level instead of stdout.
-fn quiet_lightgbm() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    unsafe extern "C" fn forward(line: *const std::os::raw::c_char) {
-        if !line.is_null() {
-            // SAFETY: LightGBM passes a NUL-terminated string that lives for the call.
-            let text = unsafe { std::ffi::CStr::from_ptr(line) }.to_string_lossy();
-            tracing::debug!(target: "lightgbm", "{}", text.trim_end());
-        }
     }
-    ONCE.call_once(|| {
-        // SAFETY: registers a plain function pointer; LightGBM calls it with its log lines.
-        unsafe {
-            lightgbm3_sys::LGBM_RegisterLogCallback(Some(forward));
-        }
-    });
-}
-
-/// Trains one booster on the queries `fit` (early-stopping on `valid` when given).
-fn fit_booster(
-    logged: &[&LoggedQuery],
-    fit: &[usize],
-    valid: Option<&[usize]>,
-    options: &TrainOptions,
-    rounds: u32,
-    work: &Path,
-) -> Result<Booster, TrainError> {
-    quiet_lightgbm();
-    let names: Vec<String> = features::NAMES.iter().map(|n| n.to_string()).collect();
-    let train_path = work.join("train.tsv");
-    write_lightgbm_file(logged, fit, options.unjudged_weight, &train_path)?;
-    let mut train = Dataset::from_file(&train_path.to_string_lossy())?;
-    train.set_feature_names(&names)?;
-    let params = options.params.lightgbm(options.seed, rounds, valid.is_some());
-    let booster = match valid {
-        Some(valid) => {
-            let valid_path = work.join("valid.tsv");
-            write_lightgbm_file(logged, valid, 1.0, &valid_path)?;
-            let valid = Dataset::from_file_with_reference(&valid_path.to_string_lossy(), Some(&train))?;
-            Booster::train_with_valid(train, Some(valid), &params)?
-        }
-        None => Booster::train(train, &params)?,
-    };
-    Ok(booster)
-}
-
-/// A LightGBM data file (label, then every feature; `nan` for missing), its `.query` group
-/// file and its `.weight` file (unjudged rows weigh `unjudged_weight`).
-fn write_lightgbm_file(
-    logged: &[&LoggedQuery],
-    queries: &[usize],
-    unjudged_weight: f64,
-    path: &Path,
-) -> Result<(), TrainError> {
-    let (group_path, weight_path) = (suffixed(path, ".query"), suffixed(path, ".weight"));
-    let (mut data, mut groups, mut weights) = (create(path)?, create(&group_path)?, create(&weight_path)?);
-    for &q in queries {
-        writeln!(groups, "{}", logged[q].rows.len()).map_err(io(&group_path))?;
-        for row in &logged[q].rows {
-            let values: Vec<String> = row.features.iter().map(|v| number(*v)).collect();
-            writeln!(data, "{}\t{}", row.label, values.join("\t")).map_err(io(path))?;
-            writeln!(weights, "{}", if row.judged { 1.0 } else { unjudged_weight }).map_err(io(&weight_path))?;
-        }
-    }
-    data.flush().map_err(io(path))?;
-    weights.flush().map_err(io(&weight_path))?;
-    groups.flush().map_err(io(&group_path))
 }
 
 /// sha256 over the training rows, to tell which data a model was trained on.

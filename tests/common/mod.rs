@@ -59,7 +59,9 @@ pub fn demo_index() -> &'static Path {
     })
 }
 
-/// A learned ranker trained on the demo shop's judged queries (5-fold), once per test binary.
+/// The learned rankers trained on the demo shop's judged queries (5-fold): an ensemble
+/// directory, so LightGBM (`lgbm/`), the neural ranker (`neural/`) and their blend, once per
+/// test binary.
 pub fn demo_model() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -68,7 +70,8 @@ pub fn demo_model() -> &'static Path {
         let (queries, qrels) = demo_judgments();
         let logged = shelf::train::log_features(&engine, &queries, &qrels, &shelf::train::LogOptions::default())
             .expect("features log");
-        shelf::train::train(&logged, &shelf::train::TrainOptions::default(), &dir).expect("model trains");
+        let options = shelf::train::TrainOptions { ranker: shelf::train::TrainerKind::Ensemble, ..Default::default() };
+        shelf::train::train(&logged, engine.vectors(), &options, &dir).expect("model trains");
         dir
     })
 }
