@@ -80,6 +80,22 @@ impl Architecture {
     pub fn feature_inputs(&self) -> usize {
         2 * features::COUNT
     }
+
+    /// Embedding inputs: the query and product vectors multiplied element-wise and scaled
+    /// by the dimension (so each input is about as large as the cosine), zeros for a
+    /// product without a vector.
+    pub fn encode_embeddings(&self, query: &[f32], vectors: &[Option<&[f32]>]) -> Vec<f32> {
+        let dim = self.embedding_dim;
+        let scale = dim as f32;
+        let mut out = Vec::with_capacity(vectors.len() * dim);
+        for vector in vectors {
+            match vector.filter(|v| v.len() == dim && query.len() == dim) {
+                Some(vector) => out.extend(query.iter().zip(vector).map(|(q, p)| q * p * scale)),
+                None => out.extend(std::iter::repeat_n(0.0, dim)),
+            }
+        }
+        out
+    }
 }
 
 /// A network's weights: plain tensors when serving, the tensors of trainable variables
@@ -167,22 +183,6 @@ impl Network {
         out
     }
 
-    /// Embedding inputs: the query and product vectors multiplied element-wise and scaled
-    /// by the dimension (so each input is about as large as the cosine), zeros for a
-    /// product without a vector.
-    pub fn encode_embeddings(&self, query: &[f32], vectors: &[Option<&[f32]>]) -> Vec<f32> {
-        let dim = self.architecture.embedding_dim;
-        let scale = dim as f32;
-        let mut out = Vec::with_capacity(vectors.len() * dim);
-        for vector in vectors {
-            match vector.filter(|v| v.len() == dim && query.len() == dim) {
-                Some(vector) => out.extend(query.iter().zip(vector).map(|(q, p)| q * p * scale)),
-                None => out.extend(std::iter::repeat_n(0.0, dim)),
-            }
-        }
-        out
-    }
-
     /// Input tensors for a query's candidates.
     pub fn inputs(&self, inputs: &Inputs) -> Result<(Tensor, Option<Tensor>), ModelError> {
         let n = inputs.rows.len();
@@ -196,7 +196,11 @@ impl Network {
                     inputs.query_vector.len()
                 )));
             }
-            Some(Tensor::from_vec(self.encode_embeddings(inputs.query_vector, inputs.vectors), (n, dim), &Device::Cpu)?)
+            Some(Tensor::from_vec(
+                self.architecture.encode_embeddings(inputs.query_vector, inputs.vectors),
+                (n, dim),
+                &Device::Cpu,
+            )?)
         } else {
             None
         };

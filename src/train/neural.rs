@@ -234,12 +234,6 @@ impl<'a> NeuralTrainer<'a> {
         let f = self.architecture.feature_inputs();
         let dim = self.architecture.embedding_dim;
         let (mut x, mut e) = (Vec::new(), Vec::new());
-        let shell = Network {
-            architecture: self.architecture.clone(),
-            mean: Vec::new(),
-            sd: Vec::new(),
-            weights: BTreeMap::new(),
-        };
         let mut count = 0;
         for &q in queries {
             let query = self.data.queries[q];
@@ -251,7 +245,7 @@ impl<'a> NeuralTrainer<'a> {
                 let store = self.vectors;
                 let vectors: Vec<Option<&[f32]>> =
                     query.rows.iter().map(|r| store.and_then(|s| s.row_of(&r.id).map(|row| s.vector(row)))).collect();
-                e.extend(shell.encode_embeddings(&query.query_vector, &vectors));
+                e.extend(self.architecture.encode_embeddings(&query.query_vector, &vectors));
                 e.extend(std::iter::repeat_n(0.0, pad * dim));
             }
             count += n + pad;
