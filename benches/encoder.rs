@@ -22,7 +22,7 @@ fn encoder(c: &mut Criterion) {
     group.throughput(Throughput::Elements(titles.len() as u64));
     group.bench_function("256_titles", |b| b.iter(|| encoder.embed(&titles).expect("embed")));
     group.throughput(Throughput::Elements(1));
-    group.bench_function("one_query", |b| b.iter(|| encoder.embed(&["grey office chair"]).expect("embed")));
+    group.bench_function("one_query", |b| b.iter(|| encoder.embed_query("grey office chair").expect("embed")));
     group.finish();
 }
 

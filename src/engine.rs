@@ -124,25 +124,25 @@ impl Engine {
     /// Opens an index whose vectors are searched with the encoder in `encoder_dir`.
     pub fn open_with_encoder(dir: &Path, encoder_dir: &Path) -> Result<Engine, IndexError> {
         let index = ShelfIndex::open(dir)?;
+        // An index with vectors is served with them or not at all: dense and hybrid (and
+        // the learned rankers' features) must never quietly become BM25.
         let (encoder, dense_problem) = match &index.manifest.dense {
             None => (None, Some("the index has no vectors (built without an encoder)".to_string())),
-            Some(info) => match Encoder::load(encoder_dir) {
-                Err(error) => (None, Some(format!("cannot load the encoder: {error}"))),
-                Ok(encoder) if !encoder.made(&info.encoder) => (
-                    None,
-                    Some(format!(
-                        "the encoder in {} is not the one that made the index's vectors; rebuild the index",
+            Some(info) => {
+                let encoder = Encoder::load(encoder_dir).map_err(|error| {
+                    DenseError::Model(format!("the index has vectors, but their encoder cannot load: {error}"))
+                })?;
+                if !encoder.made(&info.encoder) {
+                    return Err(DenseError::Model(format!(
+                        "the encoder in {} is not the one that made the index's vectors; rebuild the index \
+                         or pass the encoder it was built with",
                         encoder_dir.display()
-                    )),
-                ),
-                Ok(encoder) => (Some(encoder), None),
-            },
-        };
-        if let Some(problem) = &dense_problem {
-            if index.manifest.dense.is_some() {
-                tracing::warn!(%problem, "dense and hybrid rankers are off");
+                    ))
+                    .into());
+                }
+                (Some(encoder), None)
             }
-        }
+        };
         let capacity = NonZeroUsize::new(QUERY_VECTORS).unwrap_or(NonZeroUsize::MIN);
         Ok(Engine {
             index,
@@ -166,6 +166,13 @@ impl Engine {
     /// Loads the learned rankers of a model directory (`ltr`, `neural`, or all three for an
     /// ensemble); the best of them becomes the default ranker.
     pub fn with_model(mut self, dir: &Path) -> Result<Engine, ModelError> {
+        if let Some(problem) = &self.dense_problem {
+            // Its features include the dense scores: without them it would rank on blanks.
+            return Err(ModelError::Invalid(format!(
+                "cannot serve the learned ranker in {}: it needs the index's vectors, but {problem}",
+                dir.display()
+            )));
+        }
         self.models = rank::load(dir)?;
         // Category centroids read every product once: pay for it now, not in a request.
         self.centroids.get_or_init(|| self.compute_centroids().unwrap_or_default());
@@ -268,7 +275,7 @@ impl Engine {
         if let Some(vector) = self.cached_vector(text) {
             return Ok(vector);
         }
-        let vector: Arc<[f32]> = self.encoder()?.embed(&[text])?.pop().unwrap_or_default().into();
+        let vector: Arc<[f32]> = self.encoder()?.embed_query(text)?.into();
         self.cache_vector(text, vector.clone());
         Ok(vector)
     }
@@ -314,29 +321,45 @@ impl Engine {
     /// list for bm25, the dense list for dense, and for hybrid every product either source
     /// proposed within `depth`, fused.
     fn gather(&self, request: &SearchRequest, depth: usize) -> Result<Gathered, SearchError> {
-        let started = Instant::now();
         let lexical = &self.index.lexical;
         let config = &self.index.config;
         let mut gathered = Gathered::default();
-        let mut lexical_list = Vec::new();
-        if request.ranker != RankerKind::Dense {
+        // The two sources run side by side: a cold query's encoder pass overlaps BM25.
+        let lexical_side = || -> Result<Option<(Vec<Ranked>, crate::lexical::LexicalHits, f64)>, SearchError> {
+            if request.ranker == RankerKind::Dense {
+                return Ok(None);
+            }
+            let started = Instant::now();
             let found = lexical.search(&request.query, &request.filters, depth, request.facets, &config.lexical)?;
             let searcher = lexical.searcher();
+            let mut list = Vec::with_capacity(found.hits.len());
             for (at, hit) in found.hits.iter().enumerate() {
                 let product = lexical.product_with(&searcher, hit.doc)?;
                 let sources = BTreeMap::from([("bm25".to_string(), SourceScore { rank: at + 1, score: hit.score })]);
-                lexical_list.push(Ranked { id: product.id.clone(), score: hit.score, sources, product: Some(product) });
+                list.push(Ranked { id: product.id.clone(), score: hit.score, sources, product: Some(product) });
             }
+            Ok(Some((list, found, millis(started))))
+        };
+        let dense_side = || -> Result<Option<(Vec<Ranked>, f64)>, SearchError> {
+            if request.ranker == RankerKind::Bm25 {
+                return Ok(None);
+            }
+            let started = Instant::now();
+            let query = self.embed_query(&request.query)?;
+            Ok(Some((self.dense_candidates(&query, &request.filters, depth)?, millis(started))))
+        };
+        let (lexical_found, dense_found) = rayon::join(lexical_side, dense_side);
+        let mut lexical_list = Vec::new();
+        if let Some((list, found, took)) = lexical_found? {
+            lexical_list = list;
             (gathered.total, gathered.fuzzy, gathered.relaxed, gathered.facets) =
                 (found.total, found.fuzzy, found.relaxed, found.facets);
-            gathered.timings.lexical = Some(millis(started));
+            gathered.timings.lexical = Some(took);
         }
         let mut dense_list = Vec::new();
-        if request.ranker != RankerKind::Bm25 {
-            let dense_started = Instant::now();
-            let query = self.embed_query(&request.query)?;
-            dense_list = self.dense_candidates(&query, &request.filters, depth)?;
-            gathered.timings.dense = Some(millis(dense_started));
+        if let Some((list, took)) = dense_found? {
+            dense_list = list;
+            gathered.timings.dense = Some(took);
             if request.ranker == RankerKind::Dense {
                 gathered.total = self.index.vectors.as_ref().map_or(0, |v| v.len() as u64);
             }

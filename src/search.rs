@@ -24,6 +24,10 @@ use crate::catalog::Product;
 
 /// The most results one request may ask for.
 pub const MAX_K: usize = 200;
+/// Longest query accepted, in bytes and in words: a pasted page must not cost seconds of
+/// fuzzy matching. Judged shop queries are far shorter (Home Depot: 12 words, 60 bytes at most).
+pub const MAX_QUERY_BYTES: usize = 1024;
+pub const MAX_QUERY_WORDS: usize = 64;
 /// Results returned when a request does not say.
 pub const DEFAULT_K: usize = 10;
 
@@ -261,6 +265,13 @@ impl SearchRequest {
     pub fn validate(&self) -> Result<(), String> {
         if self.query.trim().is_empty() {
             return Err("q must not be empty".into());
+        }
+        if self.query.len() > MAX_QUERY_BYTES {
+            return Err(format!("q is {} bytes long; the limit is {MAX_QUERY_BYTES}", self.query.len()));
+        }
+        let words = self.query.split_whitespace().count();
+        if words > MAX_QUERY_WORDS {
+            return Err(format!("q has {words} words; the limit is {MAX_QUERY_WORDS}"));
         }
         if self.k == 0 || self.k > MAX_K {
             return Err(format!("k must be between 1 and {MAX_K}, got {}", self.k));

@@ -79,3 +79,34 @@ fn mistakes_get_messages_that_say_what_to_do() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("not a shelf index"));
     assert!(dir.path().join("precious.txt").exists());
 }
+
+#[test]
+fn an_index_with_vectors_refuses_to_serve_without_its_encoder() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("shop.jsonl");
+    std::fs::write(
+        &catalog,
+        "{\"id\": \"A1\", \"title\": \"Grey Velvet Sofa\"}\n{\"id\": \"A2\", \"title\": \"Oak Desk\"}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("idx");
+    let output = shelf(&["index", "--catalog", catalog.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let index = out.to_str().unwrap();
+    let output = shelf(&["search", "--index", index, "--ranker", "dense", "couch"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("A1"));
+
+    // No ONNX Runtime: a clear error, not BM25 passed off as hybrid.
+    let output = Command::new(env!("CARGO_BIN_EXE_shelf"))
+        .args(["search", "--index", index, "couch"])
+        .env("ORT_DYLIB_PATH", dir.path().join("nowhere/libonnxruntime.so"))
+        .output()
+        .unwrap();
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && error.contains("ONNX Runtime is missing"), "{error}");
+    // Another encoder than the one that made the vectors: refused too.
+    let output = shelf(&["search", "--index", index, "--encoder", dir.path().to_str().unwrap(), "couch"]);
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && error.contains("cannot load"), "{error}");
+}

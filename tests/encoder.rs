@@ -40,9 +40,13 @@ fn vectors_match_sentence_transformers() {
         let similarity = cosine(ours, &theirs);
         assert!(similarity >= 0.999, "cosine {similarity} for {text:?}");
     }
-    // Batching (and the padding it brings) does not change a text's vector.
+    // Batching (and the padding it brings) does not change a text's vector, and a query
+    // on its one-thread session gets the vector the batched session gives.
     let alone = encoder.embed(&[texts[2].as_str()]).unwrap();
     assert!(cosine(&alone[0], &vectors[2]) > 0.9999);
+    for (text, batched) in texts.iter().zip(&vectors).take(8) {
+        assert!(cosine(&encoder.embed_query(text).unwrap(), batched) > 0.9999, "{text:?}");
+    }
     // Meaning, not letters: a couch is a sofa.
     let pair = encoder.embed(&["couch", "sofa", "angle bracket"]).unwrap();
     assert!(cosine(&pair[0], &pair[1]) > cosine(&pair[0], &pair[2]) + 0.2);
@@ -51,7 +55,20 @@ fn vectors_match_sentence_transformers() {
 #[test]
 fn the_fetched_model_checks_out() {
     model::verify(&model_dir()).unwrap();
+    model::verify_graph(&model_dir()).unwrap();
     assert_eq!(model::fetch(&model_dir(), None).unwrap(), model::Fetched::AlreadyThere);
+}
+
+#[test]
+fn a_damaged_onnx_graph_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["config.json", "tokenizer.json", "model.safetensors", "sentence_bert_config.json"] {
+        std::os::unix::fs::symlink(model_dir().join(name), dir.path().join(name)).unwrap();
+    }
+    std::fs::write(dir.path().join("model.onnx"), b"half a download").unwrap();
+    let error = Encoder::load(dir.path()).err().expect("a damaged graph").to_string();
+    assert!(error.contains("model.onnx"), "{error}");
+    assert!(model::verify_graph(dir.path()).unwrap_err().to_string().contains("sha256"));
 }
 
 /// A wheel holding `inner` files in the archive where the real package keeps the model.

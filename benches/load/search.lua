@@ -1,12 +1,14 @@
 -- wrk script: GET /search for each query of a qid<TAB>query file, in turn.
--- The query file is named by the QUERIES environment variable.
+-- The query file is named by the QUERIES environment variable; RANKER, when set, picks the ranker.
 local queries = {}
+local ranker = os.getenv("RANKER")
+local suffix = (ranker and #ranker > 0) and ("&ranker=" .. ranker) or ""
 local file = assert(io.open(os.getenv("QUERIES"), "r"))
 for line in file:lines() do
   local text = line:match("^[^\t]*\t([^\t]*)")
   if text and #text > 0 then
     local encoded = text:gsub("([^%w%-%._~ ])", function(c) return string.format("%%%02X", string.byte(c)) end):gsub(" ", "+")
-    table.insert(queries, "/search?k=10&q=" .. encoded)
+    table.insert(queries, "/search?k=10" .. suffix .. "&q=" .. encoded)
   end
 end
 file:close()

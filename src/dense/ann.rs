@@ -186,20 +186,16 @@ pub fn measure_recall(store: &VectorStore, queries: &[&[f32]], k: usize, ef_sear
         let found = approximate.iter().filter(|(row, _)| truth.contains(row)).count();
         recall += found as f64 / truth.len().max(1) as f64;
     }
+    let (ann, exact) = (crate::latency::Summary::of(ann_ms), crate::latency::Summary::of(exact_ms));
     RecallReport {
         ef_search,
         k,
         queries: queries.len(),
         recall: recall / queries.len().max(1) as f64,
-        ann_p50_ms: percentile(&mut ann_ms, 0.5),
-        ann_p95_ms: percentile(&mut ann_ms, 0.95),
-        exact_p50_ms: percentile(&mut exact_ms, 0.5),
+        ann_p50_ms: ann.p50,
+        ann_p95_ms: ann.p95,
+        exact_p50_ms: exact.p50,
     }
-}
-
-fn percentile(values: &mut [f64], q: f64) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(((values.len().max(1) - 1) as f64 * q).round() as usize).copied().unwrap_or(0.0)
 }
 
 #[cfg(test)]

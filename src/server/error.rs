@@ -14,11 +14,13 @@ pub struct ApiError {
     /// A stable, machine-readable name, e.g. `invalid_request`.
     pub code: &'static str,
     pub message: String,
+    /// Seconds a client should wait before trying again (`Retry-After`), for 503s.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), retry_after: None }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -31,6 +33,11 @@ impl ApiError {
 
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    /// Every search slot and queue place is taken: come back shortly.
+    pub fn overloaded(message: impl Into<String>) -> Self {
+        ApiError { retry_after: Some(1), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message) }
     }
 }
 
@@ -52,6 +59,10 @@ impl From<SearchError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }

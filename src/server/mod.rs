@@ -28,6 +28,7 @@ mod routes;
 pub use error::ApiError;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -36,6 +37,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
@@ -44,8 +46,26 @@ use crate::engine::OpenError;
 
 /// Largest request body accepted (a search request is a few hundred bytes).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-/// Searches running at once; more wait in line (CPU-bound work on a small machine).
-pub const MAX_CONCURRENT_SEARCHES: usize = 64;
+
+/// How much work the server takes on. Searches are CPU-bound: a few run at once, a bounded
+/// number wait, and the rest are told at once to come back (`503` with `Retry-After`)
+/// rather than queueing without bound; a search that takes longer than `timeout`, waiting
+/// included, is answered `504`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Searches running at once.
+    pub concurrent: usize,
+    /// Searches waiting for a running slot.
+    pub queued: usize,
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Limits { concurrent: cores * 2, queued: 64, timeout: Duration::from_secs(2) }
+    }
+}
 
 /// What every request handler shares.
 pub struct AppState {
@@ -55,7 +75,16 @@ pub struct AppState {
     model_dir: Option<PathBuf>,
     admin_token: Option<String>,
     metrics: PrometheusHandle,
-    searches: tokio::sync::Semaphore,
+    limits: Limits,
+    /// Places in the server (running or waiting); none left means `503`.
+    admitted: Arc<Semaphore>,
+    /// Running slots. Both permits move into the blocking task that does the search, so a
+    /// client that goes away does not free a slot its search still occupies.
+    running: Arc<Semaphore>,
+    /// Set when shutdown begins: `/readyz` says so, so a load balancer stops sending.
+    draining: AtomicBool,
+    /// Reloads run one at a time, in the order they were asked for, so the last one wins.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl AppState {
@@ -67,7 +96,19 @@ impl AppState {
         model_dir: Option<&Path>,
         admin_token: Option<String>,
     ) -> Result<Arc<AppState>, OpenError> {
+        AppState::open_with_limits(index_dir, encoder_dir, model_dir, admin_token, Limits::default())
+    }
+
+    /// As [`AppState::open`], with explicit [`Limits`].
+    pub fn open_with_limits(
+        index_dir: &Path,
+        encoder_dir: &Path,
+        model_dir: Option<&Path>,
+        admin_token: Option<String>,
+        limits: Limits,
+    ) -> Result<Arc<AppState>, OpenError> {
         let engine = Engine::open_with(index_dir, encoder_dir, model_dir)?;
+        let limits = Limits { concurrent: limits.concurrent.max(1), ..limits };
         Ok(Arc::new(AppState {
             engine: ArcSwap::from_pointee(engine),
             index_dir: index_dir.to_path_buf(),
@@ -75,12 +116,30 @@ impl AppState {
             model_dir: model_dir.map(Path::to_path_buf),
             admin_token: admin_token.filter(|t| !t.is_empty()),
             metrics: metrics_handle(),
-            searches: tokio::sync::Semaphore::new(MAX_CONCURRENT_SEARCHES),
+            limits,
+            admitted: Arc::new(Semaphore::new(limits.concurrent + limits.queued)),
+            running: Arc::new(Semaphore::new(limits.concurrent)),
+            draining: AtomicBool::new(false),
+            reloading: tokio::sync::Mutex::new(()),
         }))
     }
 
     pub fn engine(&self) -> Arc<Engine> {
         self.engine.load_full()
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Searches running or waiting now (0 when idle: no permit is ever lost).
+    pub fn in_flight(&self) -> usize {
+        self.limits.concurrent + self.limits.queued - self.admitted.available_permits()
+    }
+
+    /// Marks the server as shutting down (`/readyz` answers 503 from now on).
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
     }
 }
 
@@ -120,9 +179,29 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Serves until Ctrl-C or SIGTERM, then lets requests in flight finish.
-pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await
+/// Serves until Ctrl-C or SIGTERM, then stops accepting, turns `/readyz` false and lets the
+/// requests in flight finish for up to `grace`; whatever is still running then is cut off.
+pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>, grace: Duration) -> std::io::Result<()> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let draining = state.clone();
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        draining.start_draining();
+        tracing::info!(grace_seconds = grace.as_secs_f64(), "shutting down; finishing requests in flight");
+        let _ = stop.send(true);
+    });
+    let deadline = async move {
+        let mut stopped = stopped;
+        let _ = stopped.wait_for(|stop| *stop).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server => result,
+        () = deadline => {
+            tracing::warn!("requests still running after the shutdown grace period; stopping anyway");
+            Ok(())
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -144,6 +223,4 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = terminate => {},
     }
-    tracing::info!("shutting down; finishing requests in flight");
-    tokio::time::sleep(Duration::from_millis(10)).await;
 }

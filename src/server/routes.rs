@@ -14,6 +14,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
 
 use super::{ApiError, AppState};
 use crate::engine::Engine;
@@ -141,12 +142,36 @@ async fn run_search(
     engine: Arc<Engine>,
     request: SearchRequest,
 ) -> Result<Json<SearchResponse>, ApiError> {
-    let _permit = state.searches.acquire().await.map_err(|_| ApiError::internal("the server is shutting down"))?;
+    let limits = state.limits;
+    let admitted = state.admitted.clone().try_acquire_owned().map_err(|_| {
+        metrics::counter!("shelf_search_shed_total").increment(1);
+        ApiError::overloaded(format!(
+            "the server is at capacity ({} searches running, {} waiting); retry shortly",
+            limits.concurrent, limits.queued
+        ))
+    })?;
     let started = Instant::now();
     let ranker = request.ranker.to_string();
-    let response = tokio::task::spawn_blocking(move || engine.search(&request))
+    let running = state.running.clone();
+    let work = async move {
+        let running = running.acquire_owned().await.map_err(|_| ApiError::internal("the server is shutting down"))?;
+        tokio::task::spawn_blocking(move || {
+            // Held until the search is done, whatever happens to the request.
+            let _permits = (admitted, running);
+            engine.search(&request)
+        })
         .await
-        .map_err(|e| ApiError::internal(format!("search task failed: {e}")))??;
+        .map_err(|e| ApiError::internal(format!("search task failed: {e}")))?
+        .map_err(ApiError::from)
+    };
+    let response = tokio::time::timeout(limits.timeout, work).await.map_err(|_| {
+        metrics::counter!("shelf_search_timeouts_total").increment(1);
+        ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            format!("the search took longer than {} ms (waiting included)", limits.timeout.as_millis()),
+        )
+    })??;
     metrics::histogram!("shelf_search_seconds", "ranker" => ranker).record(started.elapsed().as_secs_f64());
     Ok(Json(response))
 }
@@ -167,15 +192,28 @@ pub(super) async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> Json<Value> {
+/// Ready when not shutting down and every ranker the server was started to serve can
+/// serve; `503` otherwise, with the reason.
+pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let engine = state.engine();
-    Json(json!({
-        "status": "ready",
+    let mut problems = Vec::new();
+    if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        problems.push("shutting down".to_string());
+    }
+    if let Err(error) = engine.check_ranker(engine.default_ranker()) {
+        problems.push(error.to_string());
+    }
+    let status = if problems.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = json!({
+        "status": if problems.is_empty() { "ready" } else { "not_ready" },
+        "problems": problems,
         "products": engine.index().lexical.num_products(),
         "rankers": engine.rankers(),
         "default_ranker": engine.default_ranker(),
+        "in_flight": state.in_flight(),
         "manifest": engine.manifest(),
-    }))
+    });
+    (status, Json(body)).into_response()
 }
 
 pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
@@ -201,13 +239,17 @@ pub(super) async fn reload(State(state): State<Arc<AppState>>, headers: HeaderMa
     };
     let given =
         headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    if given != Some(token.as_str()) {
+    // Constant time: how long the comparison takes says nothing about the token.
+    let matches = given.is_some_and(|given| bool::from(given.as_bytes().ct_eq(token.as_bytes())));
+    if !matches {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "a valid `Authorization: Bearer TOKEN` header is required",
         ));
     }
+    // One reload at a time, in the order asked: the last one asked for is the one kept.
+    let _reloading = state.reloading.lock().await;
     let (dir, encoder, model) = (state.index_dir.clone(), state.encoder_dir.clone(), state.model_dir.clone());
     let engine = tokio::task::spawn_blocking(move || Engine::open_with(&dir, &encoder, model.as_deref()))
         .await
