@@ -114,7 +114,13 @@ impl Encoder {
         let graph = need(ONNX_FILE)?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let queries = (0..cores.min(4)).map(|_| session(&graph, 1).map(Mutex::new)).collect::<Result<_, _>>()?;
-        Ok(Encoder { graph, tokenizer, queries, batches: OnceLock::new(), dim, weights_sha256 })
+        let encoder = Encoder { graph, tokenizer, queries, batches: OnceLock::new(), dim, weights_sha256 };
+        // A session's first run plans its memory: pay for that here, not in the first search.
+        for session in &encoder.queries {
+            let mut session = session.lock().map_err(|_| poisoned())?;
+            encoder.run(&mut session, &["warm up"])?;
+        }
+        Ok(encoder)
     }
 
     /// What vectors made by this encoder from texts of `recipe` are compatible with.
