@@ -21,21 +21,16 @@ impl Server {
     async fn start_with(token: Option<&str>, model: Option<&std::path::Path>) -> (Server, Arc<AppState>) {
         // Deadlines have their own test; here a debug build on a busy machine must not hit one.
         let limits = Limits { timeout: std::time::Duration::from_secs(120), ..Limits::default() };
-        let state = AppState::open_with_limits(
-            common::demo_index(),
-            common::encoder_dir().as_path(),
-            model,
-            token.map(String::from),
-            limits,
-        )
-        .unwrap();
-        Server::serve(state).await
+        Server::open(token, model, limits).await
     }
 
     async fn start_limited(limits: Limits) -> (Server, Arc<AppState>) {
-        let state =
-            AppState::open_with_limits(common::demo_index(), common::encoder_dir().as_path(), None, None, limits)
-                .unwrap();
+        Server::open(None, None, limits).await
+    }
+
+    async fn open(token: Option<&str>, model: Option<&std::path::Path>, limits: Limits) -> (Server, Arc<AppState>) {
+        let (index, encoder) = (common::demo_index(), common::encoder_dir());
+        let state = AppState::open_with_limits(index, &encoder, model, token.map(String::from), limits).unwrap();
         Server::serve(state).await
     }
 
@@ -413,6 +408,14 @@ async fn a_served_model_ranks_by_default_and_explains_itself() {
     assert!(body["error"]["message"].as_str().unwrap().contains("--model"), "{body}");
 }
 
+/// Waits (up to 30 s) for the searches still running or queued to finish.
+async fn settle(state: &AppState) {
+    let waited = std::time::Instant::now();
+    while state.in_flight() > 0 && waited.elapsed() < std::time::Duration::from_secs(30) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// Resident memory of this process in KiB (the server runs inside the test).
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -483,10 +486,7 @@ async fn under_abuse_the_server_sheds_load_and_recovers_with_no_permit_lost() {
     }
 
     // Afterwards: every permit is back, the same query gets the same answer, memory settles.
-    let waited = std::time::Instant::now();
-    while state.in_flight() > 0 && waited.elapsed() < std::time::Duration::from_secs(30) {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    settle(&state).await;
     assert_eq!(state.in_flight(), 0, "a permit leaked");
     let (status, after) = server.get("/search?q=grey+velvet+sofa&ranker=hybrid&k=5").await;
     assert_eq!(status, StatusCode::OK);
@@ -509,9 +509,6 @@ async fn a_search_past_its_deadline_is_a_504_and_draining_turns_readiness_off() 
     let (status, body) = server.get("/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["problems"][0], "shutting down");
-    let waited = std::time::Instant::now();
-    while state.in_flight() > 0 && waited.elapsed() < std::time::Duration::from_secs(30) {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    settle(&state).await;
     assert_eq!(state.in_flight(), 0, "the timed-out search gave its permits back when it finished");
 }

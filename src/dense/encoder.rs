@@ -112,8 +112,7 @@ impl Encoder {
 
         let weights_sha256 = super::model::weights_digest(&need("model.safetensors")?)?;
         let graph = need(ONNX_FILE)?;
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let queries = (0..cores.min(4)).map(|_| session(&graph, 1).map(Mutex::new)).collect::<Result<_, _>>()?;
+        let queries = (0..cores().min(4)).map(|_| session(&graph, 1).map(Mutex::new)).collect::<Result<_, _>>()?;
         let encoder = Encoder { graph, tokenizer, queries, batches: OnceLock::new(), dim, weights_sha256 };
         // A session's first run plans its memory: pay for that here, not in the first search.
         for session in &encoder.queries {
@@ -142,12 +141,11 @@ impl Encoder {
     /// The unit-length vector of one query, computed on the calling thread.
     pub fn embed_query(&self, text: &str) -> Result<Vec<f32>, DenseError> {
         // A free session if there is one, else wait for the first.
-        let session = self
+        let mut session = self
             .queries
             .iter()
             .find_map(|session| session.try_lock().ok())
             .map_or_else(|| self.queries[0].lock().map_err(|_| poisoned()), Ok)?;
-        let mut session = session;
         Ok(self.run(&mut session, &[text])?.pop().unwrap_or_default())
     }
 
@@ -170,8 +168,7 @@ impl Encoder {
         let batches = match self.batches.get() {
             Some(session) => session,
             None => {
-                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-                let made = session(&self.graph, cores)?;
+                let made = session(&self.graph, cores())?;
                 self.batches.get_or_init(|| Mutex::new(made))
             }
         };
@@ -232,6 +229,10 @@ fn session(graph: &Path, threads: usize) -> Result<Session, DenseError> {
         .map_err(failed)?
         .commit_from_file(graph)
         .map_err(|e| DenseError::Runtime(format!("cannot open {}: {e}", graph.display())))
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn poisoned() -> DenseError {

