@@ -27,15 +27,17 @@
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroUsize;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use lru::LruCache;
+use tantivy::DocAddress;
 
 use crate::catalog::Product;
 use crate::dense::{model, DenseError, Encoder};
 use crate::features::{self, QueryText, Row, Signals};
 use crate::index::{IndexError, Manifest, ShelfIndex};
+use crate::lexical::{LexicalHits, QueryPlan};
 use crate::rank::utility::{self, Weights};
 use crate::rank::{self, Explanation, Inputs, ModelError, Models, Ranker, Scoring};
 use crate::retrieve::fuse;
@@ -75,8 +77,6 @@ pub struct Engine {
     query_vectors: Mutex<LruCache<String, Arc<[f32]>>>,
     /// The learned rankers of the loaded model directory ([`Engine::with_model`]).
     models: Models,
-    /// Unit centroid of each category's product vectors, computed on first use.
-    centroids: OnceLock<Vec<(String, Vec<f32>)>>,
 }
 
 /// A hybrid candidate with its features, ready for the learned ranker.
@@ -103,14 +103,18 @@ struct Gathered {
     relaxed: bool,
     facets: Option<crate::search::Facets>,
     timings: Timings,
+    /// The query as the lexical index analysed it, when it was searched.
+    plan: Option<QueryPlan>,
 }
 
-/// One ranked product with its sources, before its stored data is read.
+/// One ranked product with its sources. Its stored data is read only if it reaches the
+/// learned ranker or the results: from `doc` when the lexical index found it.
 struct Ranked {
     id: String,
     score: f32,
     sources: BTreeMap<String, SourceScore>,
     product: Option<Product>,
+    doc: Option<DocAddress>,
 }
 
 impl Engine {
@@ -150,7 +154,6 @@ impl Engine {
             dense_problem,
             query_vectors: Mutex::new(LruCache::new(capacity)),
             models: Models::default(),
-            centroids: OnceLock::new(),
         })
     }
 
@@ -174,8 +177,6 @@ impl Engine {
             )));
         }
         self.models = rank::load(dir)?;
-        // Category centroids read every product once: pay for it now, not in a request.
-        self.centroids.get_or_init(|| self.compute_centroids().unwrap_or_default());
         Ok(self)
     }
 
@@ -292,19 +293,27 @@ impl Engine {
         Ok(())
     }
 
-    /// The `limit` products nearest to `query` that pass `filters`, with their products.
+    /// The `limit` products nearest to `query` that pass `filters` (asked of the lexical
+    /// index, which holds the filterable fields).
     fn dense_candidates(&self, query: &[f32], filters: &Filters, limit: usize) -> Result<Vec<Ranked>, SearchError> {
         let Some(store) = &self.index.vectors else { return Ok(Vec::new()) };
         let mut want = if filters.is_empty() { limit } else { limit * 4 };
         loop {
             let nearest = store.search(query, want, &self.index.config.dense);
+            let passing = match filters.is_empty() {
+                true => None,
+                false => {
+                    let ids: Vec<String> = nearest.iter().map(|(row, _)| store.id(*row).to_string()).collect();
+                    Some(self.index.lexical.passing(filters, &ids)?)
+                }
+            };
             let mut ranked = Vec::with_capacity(limit);
             for (row, score) in &nearest {
-                let product = if filters.is_empty() { None } else { self.index.lexical.find(store.id(*row))? };
-                if filters.is_empty() || product.as_ref().is_some_and(|p| filters.matches(p)) {
+                let id = store.id(*row);
+                if passing.as_ref().is_none_or(|passing| passing.contains(id)) {
                     let rank = ranked.len() + 1;
                     let sources = BTreeMap::from([("dense".to_string(), SourceScore { rank, score: *score })]);
-                    ranked.push(Ranked { id: store.id(*row).to_string(), score: *score, sources, product });
+                    ranked.push(Ranked { id: id.to_string(), score: *score, sources, product: None, doc: None });
                     if ranked.len() == limit {
                         return Ok(ranked);
                     }
@@ -325,20 +334,21 @@ impl Engine {
         let config = &self.index.config;
         let mut gathered = Gathered::default();
         // The two sources run side by side: a cold query's encoder pass overlaps BM25.
-        let lexical_side = || -> Result<Option<(Vec<Ranked>, crate::lexical::LexicalHits, f64)>, SearchError> {
+        let lexical_side = || -> Result<Option<(Vec<Ranked>, LexicalHits, QueryPlan, f64)>, SearchError> {
             if request.ranker == RankerKind::Dense {
                 return Ok(None);
             }
             let started = Instant::now();
-            let found = lexical.search(&request.query, &request.filters, depth, request.facets, &config.lexical)?;
-            let searcher = lexical.searcher();
+            let plan = lexical.analyze(&request.query, &config.lexical)?;
+            let found = lexical.search(&plan, &request.filters, depth, request.facets, &config.lexical)?;
+            let docs: Vec<DocAddress> = found.hits.iter().map(|hit| hit.doc).collect();
+            let ids = lexical.ids_of(&lexical.searcher(), &docs)?;
             let mut list = Vec::with_capacity(found.hits.len());
-            for (at, hit) in found.hits.iter().enumerate() {
-                let product = lexical.product_with(&searcher, hit.doc)?;
+            for (at, (hit, id)) in found.hits.iter().zip(ids).enumerate() {
                 let sources = BTreeMap::from([("bm25".to_string(), SourceScore { rank: at + 1, score: hit.score })]);
-                list.push(Ranked { id: product.id.clone(), score: hit.score, sources, product: Some(product) });
+                list.push(Ranked { id, score: hit.score, sources, product: None, doc: Some(hit.doc) });
             }
-            Ok(Some((list, found, millis(started))))
+            Ok(Some((list, found, plan, millis(started))))
         };
         let dense_side = || -> Result<Option<(Vec<Ranked>, f64)>, SearchError> {
             if request.ranker == RankerKind::Bm25 {
@@ -350,8 +360,9 @@ impl Engine {
         };
         let (lexical_found, dense_found) = rayon::join(lexical_side, dense_side);
         let mut lexical_list = Vec::new();
-        if let Some((list, found, took)) = lexical_found? {
+        if let Some((list, found, plan, took)) = lexical_found? {
             lexical_list = list;
+            gathered.plan = Some(plan);
             (gathered.total, gathered.fuzzy, gathered.relaxed, gathered.facets) =
                 (found.total, found.fuzzy, found.relaxed, found.facets);
             gathered.timings.lexical = Some(took);
@@ -372,14 +383,15 @@ impl Engine {
                 let scores = |list: &[Ranked]| list.iter().map(|r| (r.id.clone(), r.score)).collect::<Vec<_>>();
                 let (bm25, dense) = (scores(&lexical_list), scores(&dense_list));
                 let fused = fuse(&[("bm25", &bm25), ("dense", &dense)], &config.hybrid);
-                let mut products: HashMap<String, Option<Product>> =
-                    lexical_list.into_iter().chain(dense_list).map(|r| (r.id, r.product)).collect();
+                let docs: HashMap<String, DocAddress> =
+                    lexical_list.into_iter().filter_map(|r| r.doc.map(|doc| (r.id, doc))).collect();
                 gathered.total = gathered.total.max(fused.len() as u64);
                 gathered.timings.fusion = Some(millis(fusion_started));
                 fused
                     .into_iter()
                     .map(|c| Ranked {
-                        product: products.remove(&c.id).flatten(),
+                        doc: docs.get(&c.id).copied(),
+                        product: None,
                         id: c.id,
                         score: c.score,
                         sources: c.sources,
@@ -407,6 +419,7 @@ impl Engine {
     fn featurize(
         &self,
         query: &str,
+        plan: Option<QueryPlan>,
         ranked: Vec<Ranked>,
         rest: &[Ranked],
         extra: &[String],
@@ -430,14 +443,17 @@ impl Engine {
         let mut items: Vec<(Ranked, Option<usize>)> =
             ranked.into_iter().enumerate().map(|(at, r)| (r, Some(at + 1))).collect();
         for id in extra.iter().filter(|id| !proposed.contains(*id)) {
-            let ranked = Ranked { id: id.clone(), score: 0.0, sources: BTreeMap::new(), product: None };
+            let ranked = Ranked { id: id.clone(), score: 0.0, sources: BTreeMap::new(), product: None, doc: None };
             items.push((ranked, None));
         }
         // BM25 of candidates the lexical list did not hold (one search for all of them).
         let unscored: Vec<String> =
             items.iter().filter(|(r, _)| !r.sources.contains_key("bm25")).map(|(r, _)| r.id.clone()).collect();
-        let bm25_of: HashMap<String, f32> =
-            lexical.score_ids(query, &unscored, &self.index.config.lexical)?.into_iter().collect();
+        let plan = match plan {
+            Some(plan) => plan,
+            None => lexical.analyze(query, &self.index.config.lexical)?,
+        };
+        let bm25_of: HashMap<String, f32> = lexical.score_ids(&plan, &unscored)?.into_iter().collect();
         let affinities = self.category_affinities(&vector);
         let affinity_top = affinities.values().copied().reduce(f32::max);
         let query_text = QueryText::new(query);
@@ -446,12 +462,10 @@ impl Engine {
         let mut candidates = Vec::with_capacity(items.len());
         // A product the hybrid list did not hold ranks just below its end.
         let beyond = proposed.len() + 1;
-        let unread: Vec<String> =
-            items.iter().filter(|(r, _)| r.product.is_none()).map(|(r, _)| r.id.clone()).collect();
-        let mut read = lexical.find_many(&unread)?;
-        for (item, fused_rank) in items {
+        let (items, fused_ranks): (Vec<Ranked>, Vec<Option<usize>>) = items.into_iter().unzip();
+        for ((item, product), fused_rank) in self.with_products(items)?.into_iter().zip(fused_ranks) {
             let fused_rank = Some(fused_rank.unwrap_or(beyond));
-            let Some(product) = item.product.or_else(|| read.remove(&item.id)) else { continue };
+            let Some(product) = product else { continue };
             let bm25 = item.sources.get("bm25");
             let signals = Signals {
                 bm25: bm25.map(|s| s.score).or_else(|| bm25_of.get(&item.id).copied()),
@@ -474,34 +488,31 @@ impl Engine {
         Ok(candidates)
     }
 
-    /// Cosine of the query with each category's centroid.
-    fn category_affinities(&self, vector: &[f32]) -> HashMap<&str, f32> {
-        let centroids = self.centroids.get_or_init(|| self.compute_centroids().unwrap_or_default());
-        centroids
-            .iter()
-            .map(|(category, centroid)| (category.as_str(), crate::dense::ann::dot(centroid, vector)))
+    /// Each of `items` with its stored product (`None` for an id the index does not hold):
+    /// read by address when the lexical index found it, else by id (all ids in one search).
+    fn with_products(&self, items: Vec<Ranked>) -> Result<Vec<(Ranked, Option<Product>)>, SearchError> {
+        let lexical = &self.index.lexical;
+        let searcher = lexical.searcher();
+        let by_id: Vec<String> =
+            items.iter().filter(|r| r.product.is_none() && r.doc.is_none()).map(|r| r.id.clone()).collect();
+        let mut found = lexical.find_many(&by_id)?;
+        items
+            .into_iter()
+            .map(|mut item| {
+                let product = match (item.product.take(), item.doc) {
+                    (Some(product), _) => Some(product),
+                    (None, Some(doc)) => Some(lexical.product_with(&searcher, doc)?),
+                    (None, None) => found.remove(&item.id),
+                };
+                Ok((item, product))
+            })
             .collect()
     }
 
-    fn compute_centroids(&self) -> Result<Vec<(String, Vec<f32>)>, SearchError> {
-        let Some(store) = &self.index.vectors else { return Ok(Vec::new()) };
-        let mut sums: HashMap<String, Vec<f32>> = HashMap::new();
-        for (id, category) in self.index.lexical.categories()? {
-            if let Some(row) = store.row_of(&id) {
-                let sum = sums.entry(category).or_insert_with(|| vec![0.0; store.identity.dim]);
-                for (s, v) in sum.iter_mut().zip(store.vector(row)) {
-                    *s += v;
-                }
-            }
-        }
-        Ok(sums
-            .into_iter()
-            .map(|(category, mut sum)| {
-                let norm = sum.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
-                sum.iter_mut().for_each(|x| *x /= norm);
-                (category, sum)
-            })
-            .collect())
+    /// Cosine of the query with each category's centroid.
+    fn category_affinities(&self, vector: &[f32]) -> HashMap<&str, f32> {
+        let Some(store) = &self.index.vectors else { return HashMap::new() };
+        store.centroids().map(|(category, centroid)| (category, crate::dense::ann::dot(centroid, vector))).collect()
     }
 
     /// The learned ranker `kind`, or why it is unavailable.
@@ -576,6 +587,7 @@ impl Engine {
                     score: scores[at] as f32,
                     sources: c.sources,
                     product: Some(c.product),
+                    doc: None,
                 })
             })
             .collect();
@@ -593,7 +605,7 @@ impl Engine {
         self.check_ranker(RankerKind::Hybrid)?;
         let request = SearchRequest { ranker: RankerKind::Hybrid, ..SearchRequest::new(query) };
         let gathered = self.gather(&request, depth)?;
-        self.featurize(query, gathered.ranked, &[], extra)
+        self.featurize(query, gathered.plan, gathered.ranked, &[], extra)
     }
 
     /// Orders the given candidates (from [`Engine::candidates_with_features`]) with a learned
@@ -633,13 +645,12 @@ impl Engine {
                 request.ranker
             )));
         }
-        let lexical = &self.index.lexical;
         // Hybrid gathers a deeper candidate list from each source than it returns.
         let depth = match request.ranker {
             RankerKind::Bm25 | RankerKind::Dense => request.k,
             _ => self.index.config.hybrid.candidates.max(request.k),
         };
-        let Gathered { mut ranked, total, fuzzy, relaxed, facets, mut timings } = self.gather(request, depth)?;
+        let Gathered { mut ranked, total, fuzzy, relaxed, facets, mut timings, plan } = self.gather(request, depth)?;
         let mut explains: HashMap<String, serde_json::Value> = HashMap::new();
         if request.ranker.is_learned() {
             // The model reorders the head of the hybrid list, as deep as it was trained to;
@@ -647,7 +658,7 @@ impl Engine {
             let depth = self.models.rerank_depth();
             let features_started = Instant::now();
             let tail = ranked.split_off(depth.min(ranked.len()));
-            let candidates = self.featurize(&request.query, ranked, &tail, &[])?;
+            let candidates = self.featurize(&request.query, plan, ranked, &tail, &[])?;
             timings.features = Some(millis(features_started));
             let rank_started = Instant::now();
             let settings = Rerank {
@@ -674,14 +685,9 @@ impl Engine {
 
         let fetch_started = Instant::now();
         let mut results = Vec::with_capacity(ranked.len());
-        for (at, item) in ranked.into_iter().enumerate() {
-            let product = match item.product {
-                Some(product) => product,
-                None => match lexical.find(&item.id)? {
-                    Some(product) => product,
-                    None => continue,
-                },
-            };
+        for (item, product) in self.with_products(ranked)? {
+            let Some(product) = product else { continue };
+            let at = results.len();
             let explain = explains.remove(&item.id);
             results.push(Hit {
                 id: item.id,

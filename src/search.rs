@@ -171,38 +171,6 @@ impl Filters {
         Ok(())
     }
 
-    /// Whether a product passes every filter (the same rules the lexical index applies).
-    pub fn matches(&self, product: &Product) -> bool {
-        let lower = |s: &str| s.trim().to_lowercase();
-        if !self.brand.is_empty() {
-            let brand = product.brand.as_deref().map(lower);
-            if !self.brand.iter().any(|b| Some(lower(b)) == brand) {
-                return false;
-            }
-        }
-        if let Some(wanted) = &self.category {
-            let wanted: Vec<String> = crate::catalog::category_path(wanted).into_iter().map(lower).collect();
-            let have: Vec<String> = product
-                .category
-                .as_deref()
-                .map(crate::catalog::category_path)
-                .unwrap_or_default()
-                .into_iter()
-                .map(lower)
-                .collect();
-            if wanted.is_empty() || !have.starts_with(&wanted) {
-                return false;
-            }
-        }
-        let within = |value: Option<f64>, min: Option<f64>, max: Option<f64>| match value {
-            Some(v) => min.is_none_or(|m| v >= m) && max.is_none_or(|m| v <= m),
-            None => min.is_none() && max.is_none(),
-        };
-        within(product.price, self.price_min, self.price_max)
-            && within(product.rating, self.min_rating, None)
-            && self.in_stock.is_none_or(|wanted| product.in_stock == Some(wanted))
-    }
-
     /// Checks ranges that no product could satisfy because they are written wrongly.
     pub fn validate(&self) -> Result<(), String> {
         if let (Some(min), Some(max)) = (self.price_min, self.price_max) {

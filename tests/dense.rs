@@ -47,6 +47,35 @@ fn dense_finds_meaning_that_words_miss() {
     }
 }
 
+/// Each category's centroid is made when the index is built (opening reads no product):
+/// one per category of the catalogue, unit length, nearer its own products than the others.
+#[test]
+fn category_centroids_are_built_with_the_index() {
+    let engine = engine();
+    let store = engine.vectors().expect("the demo index has vectors");
+    let catalog =
+        import_file(&common::repo_root().join(shelf::demo::CATALOG_PATH), &ImportOptions::new(Format::Jsonl), &|_| {})
+            .unwrap();
+    let categories: std::collections::BTreeSet<&str> =
+        catalog.products.iter().filter_map(|p| p.category.as_deref()).collect();
+    let centroids: std::collections::BTreeMap<&str, &[f32]> = store.centroids().collect();
+    assert_eq!(centroids.keys().copied().collect::<std::collections::BTreeSet<_>>(), categories);
+    for centroid in centroids.values() {
+        let norm = centroid.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "{norm}");
+    }
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    let (mut nearest_own, mut with_category) = (0, 0);
+    for product in &catalog.products {
+        let (Some(category), Some(row)) = (product.category.as_deref(), store.row_of(&product.id)) else { continue };
+        with_category += 1;
+        let vector = store.vector(row);
+        let best = centroids.iter().max_by(|a, b| dot(a.1, vector).total_cmp(&dot(b.1, vector))).map(|(c, _)| *c);
+        nearest_own += usize::from(best == Some(category));
+    }
+    assert!(nearest_own * 10 >= with_category * 7, "{nearest_own} of {with_category}");
+}
+
 #[test]
 fn hybrid_fuses_both_sources() {
     let engine = engine();

@@ -4,21 +4,27 @@
 //! little-endian, row-major), the product ids in row order and a hash of the text each was
 //! embedded from (`rows.json`), and what made them (`meta.json`: the encoder's identity and
 //! the text recipe). Rebuilding an index reuses the vector of every product whose text and
-//! encoder did not change. Beside them, an HNSW graph ([`AnnIndex`]) answers approximate
+//! encoder did not change. Each category's centroid (the unit mean of its products' vectors:
+//! `centroids.json` names them, `centroids.f32` holds them) is computed at build time, so
+//! opening an index reads it instead of every product. Beside them, an HNSW graph ([`AnnIndex`]) answers approximate
 //! nearest-neighbour queries without comparing the query with every product.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use ndarray::{ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::catalog::Product;
+
 use super::{AnnIndex, AnnParams, DenseConfig, DenseError, DenseSearch};
 
 const VECTORS: &str = "vectors.f32";
 const ROWS: &str = "rows.json";
 const META: &str = "meta.json";
+const CENTROID_NAMES: &str = "centroids.json";
+const CENTROIDS: &str = "centroids.f32";
 
 /// Which encoder made the vectors: vectors of different encoders never mix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +51,9 @@ pub struct VectorStore {
     by_id: HashMap<String, usize>,
     /// The graph over the vectors, when one was built.
     ann: Option<AnnIndex>,
+    /// Category names, and their centroids in the same order (row-major).
+    categories: Vec<String>,
+    centroids: Vec<f32>,
 }
 
 /// A short, stable hash of an embedded text.
@@ -55,7 +64,15 @@ pub fn text_hash(text: &str) -> String {
 
 impl VectorStore {
     pub fn new(identity: EncoderIdentity) -> Self {
-        VectorStore { identity, rows: Vec::new(), data: Vec::new(), by_id: HashMap::new(), ann: None }
+        VectorStore {
+            identity,
+            rows: Vec::new(),
+            data: Vec::new(),
+            by_id: HashMap::new(),
+            ann: None,
+            categories: Vec::new(),
+            centroids: Vec::new(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -87,6 +104,33 @@ impl VectorStore {
     /// Stored vectors by text hash, for reuse when rebuilding with the same encoder.
     pub fn reusable(&self) -> HashMap<&str, &[f32]> {
         self.rows.iter().enumerate().map(|(row, r)| (r.text.as_str(), self.vector(row))).collect()
+    }
+
+    /// Computes each category's centroid: the unit-length mean of its products' vectors.
+    pub fn compute_centroids(&mut self, products: &[Product]) {
+        let dim = self.identity.dim;
+        let mut sums: BTreeMap<&str, Vec<f32>> = BTreeMap::new();
+        for product in products {
+            let (Some(category), Some(row)) = (&product.category, self.row_of(&product.id)) else { continue };
+            let sum = sums.entry(category.as_str()).or_insert_with(|| vec![0.0; dim]);
+            for (s, v) in sum.iter_mut().zip(self.vector(row)) {
+                *s += v;
+            }
+        }
+        self.categories = sums.keys().map(|c| c.to_string()).collect();
+        self.centroids = sums
+            .into_values()
+            .flat_map(|mut sum| {
+                let norm = sum.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+                sum.iter_mut().for_each(|x| *x /= norm);
+                sum
+            })
+            .collect();
+    }
+
+    /// Each category with its centroid.
+    pub fn centroids(&self) -> impl Iterator<Item = (&str, &[f32])> {
+        self.categories.iter().map(String::as_str).zip(self.centroids.chunks_exact(self.identity.dim.max(1)))
     }
 
     /// Cosine similarity of `query` (unit length) with the product in `row`.
@@ -149,12 +193,14 @@ impl VectorStore {
 
     pub fn save(&self, dir: &Path) -> Result<(), DenseError> {
         std::fs::create_dir_all(dir).map_err(|e| DenseError::io(dir, e))?;
-        let bytes: Vec<u8> = self.data.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let floats = |values: &[f32]| -> Vec<u8> { values.iter().flat_map(|x| x.to_le_bytes()).collect() };
         let write = |name: &str, bytes: &[u8]| {
             let path = dir.join(name);
             std::fs::write(&path, bytes).map_err(|e| DenseError::io(&path, e))
         };
-        write(VECTORS, &bytes)?;
+        write(VECTORS, &floats(&self.data))?;
+        write(CENTROIDS, &floats(&self.centroids))?;
+        write(CENTROID_NAMES, serde_json::to_string(&self.categories).unwrap_or_default().as_bytes())?;
         write(ROWS, serde_json::to_string(&self.rows).unwrap_or_default().as_bytes())?;
         write(META, serde_json::to_string_pretty(&self.identity).unwrap_or_default().as_bytes())?;
         match &self.ann {
@@ -172,18 +218,24 @@ impl VectorStore {
             |what: String| DenseError::Model(format!("{} is damaged: {what}; rebuild the index", dir.display()));
         let identity: EncoderIdentity = serde_json::from_slice(&read(META)?).map_err(|e| damaged(e.to_string()))?;
         let rows: Vec<Row> = serde_json::from_slice(&read(ROWS)?).map_err(|e| damaged(e.to_string()))?;
-        let bytes = read(VECTORS)?;
-        if bytes.len() != rows.len() * identity.dim * 4 {
-            return Err(damaged(format!(
-                "{} bytes of vectors for {} rows of {}",
-                bytes.len(),
-                rows.len(),
-                identity.dim
-            )));
-        }
-        let data = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        // Vectors written before centroids were stored (schema 1) can still be reused by a
+        // rebuild; an index of schema 2 always has them.
+        let categories: Vec<String> = match dir.join(CENTROID_NAMES).exists() {
+            true => serde_json::from_slice(&read(CENTROID_NAMES)?).map_err(|e| damaged(e.to_string()))?,
+            false => Vec::new(),
+        };
+        let floats = |name: &str, count: usize, what: &str| -> Result<Vec<f32>, DenseError> {
+            let bytes = read(name)?;
+            if bytes.len() != count * identity.dim * 4 {
+                return Err(damaged(format!("{} bytes of {what} for {count} rows of {}", bytes.len(), identity.dim)));
+            }
+            Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+        };
+        let data = floats(VECTORS, rows.len(), "vectors")?;
+        let centroids =
+            if categories.is_empty() { Vec::new() } else { floats(CENTROIDS, categories.len(), "centroids")? };
         let by_id = rows.iter().enumerate().map(|(row, r)| (r.id.clone(), row)).collect();
         let ann = if AnnIndex::exists(dir) { Some(AnnIndex::load(dir, rows.len())?) } else { None };
-        Ok(VectorStore { identity, rows, data, by_id, ann })
+        Ok(VectorStore { identity, rows, data, by_id, ann, categories, centroids })
     }
 }

@@ -20,7 +20,10 @@ pub fn score_products(
 ) -> Result<Vec<(String, f32)>, SearchError> {
     engine.check_ranker(ranker)?;
     let index = engine.index();
-    let lexical = || index.lexical.score_ids(query, ids, &index.config.lexical);
+    let lexical = || {
+        let plan = index.lexical.analyze(query, &index.config.lexical)?;
+        index.lexical.score_ids(&plan, ids)
+    };
     let dense = || -> Result<Vec<(String, f32)>, SearchError> {
         let Some(store) = engine.vectors() else { return Ok(Vec::new()) };
         let vector = engine.embed_query(query)?;

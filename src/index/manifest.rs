@@ -8,7 +8,8 @@ use super::IndexError;
 
 /// The layout of the index directory and of the tantivy schema. Bump it whenever either
 /// changes: an index with another version is refused, never misread.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: product ids are a fast field; category centroids are stored beside the vectors.
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {

@@ -191,6 +191,7 @@ fn embed_catalog(
             store.push(&product.id, hashes[at].clone(), vector);
         }
     }
+    store.compute_centroids(products);
     let embedded = started.elapsed().as_secs_f64();
     let graph_started = Instant::now();
     let params = options.config.dense.ann;

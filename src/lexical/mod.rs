@@ -22,7 +22,8 @@
 //! ];
 //! let index = LexicalIndex::create(dir.path(), &products, &indicatif::ProgressBar::hidden()).unwrap();
 //! let config = IndexConfig::default().lexical;
-//! let found = index.search("office chairs", &Filters::default(), 10, false, &config).unwrap();
+//! let query = index.analyze("office chairs", &config).unwrap();
+//! let found = index.search(&query, &Filters::default(), 10, false, &config).unwrap();
 //! assert_eq!(index.product(found.hits[0].doc).unwrap().id, "2");
 //! ```
 
@@ -32,13 +33,15 @@ mod schema;
 pub mod text;
 
 pub use config::{FieldBoosts, FuzzyConfig, LexicalConfig, MatchConfig};
+pub use query::QueryPlan;
 pub use schema::Fields;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use tantivy::collector::{Count, FacetCollector, TopDocs};
-use tantivy::query::Query;
+use tantivy::collector::{Count, DocSetCollector, FacetCollector, TopDocs};
+use tantivy::columnar::StrColumn;
+use tantivy::query::{BooleanQuery, Query};
 use tantivy::schema::{Facet, TantivyDocument, Value};
 use tantivy::{DocAddress, Index, IndexReader, ReloadPolicy, Searcher, TantivyError, Term};
 
@@ -141,16 +144,20 @@ impl LexicalIndex {
     }
 
     /// The best `limit` products for `text` under `filters`.
+    /// Analyses a query text into the terms each field searches.
+    pub fn analyze(&self, text: &str, config: &LexicalConfig) -> tantivy::Result<QueryPlan> {
+        QueryPlan::new(self, &self.reader.searcher(), text, config)
+    }
+
     pub fn search(
         &self,
-        text: &str,
+        plan: &QueryPlan,
         filters: &Filters,
         limit: usize,
         with_facets: bool,
         config: &LexicalConfig,
     ) -> tantivy::Result<LexicalHits> {
         let searcher = self.reader.searcher();
-        let plan = query::QueryPlan::new(self, &searcher, text, config)?;
         if plan.is_empty() {
             return Ok(LexicalHits { facets: with_facets.then(Facets::default), ..Default::default() });
         }
@@ -248,23 +255,51 @@ impl LexicalIndex {
 
     /// BM25 scores of the given products only (those the text does not match are left out):
     /// how the rerank protocol orders a query's judged products.
-    pub fn score_ids(&self, text: &str, ids: &[String], config: &LexicalConfig) -> tantivy::Result<Vec<(String, f32)>> {
+    pub fn score_ids(&self, plan: &QueryPlan, ids: &[String]) -> tantivy::Result<Vec<(String, f32)>> {
         let searcher = self.reader.searcher();
-        let plan = query::QueryPlan::new(self, &searcher, text, config)?;
         if plan.is_empty() || ids.is_empty() {
             return Ok(Vec::new());
         }
         let only = query::only_ids(self, ids);
         let top = TopDocs::with_limit(ids.len()).order_by_score();
         let docs = searcher.search(&plan.query(&[Some(only.as_ref())]), &top)?;
-        let mut scored = Vec::with_capacity(docs.len());
-        for (score, doc) in docs {
-            let document: TantivyDocument = searcher.doc(doc)?;
-            if let Some(id) = document.get_first(self.fields.id).and_then(|v| v.as_str()) {
-                scored.push((id.to_string(), score));
+        let addresses: Vec<DocAddress> = docs.iter().map(|(_, doc)| *doc).collect();
+        let ids = self.ids_of(&searcher, &addresses)?;
+        Ok(ids.into_iter().zip(docs).map(|(id, (score, _))| (id, score)).collect())
+    }
+
+    /// The product ids of documents, from the id column: no stored product is read.
+    pub fn ids_of(&self, searcher: &Searcher, docs: &[DocAddress]) -> tantivy::Result<Vec<String>> {
+        let mut columns: Vec<Option<StrColumn>> = vec![None; searcher.segment_readers().len()];
+        let mut ids = Vec::with_capacity(docs.len());
+        for doc in docs {
+            let slot = columns
+                .get_mut(doc.segment_ord as usize)
+                .ok_or_else(|| TantivyError::InvalidArgument(format!("no segment {}", doc.segment_ord)))?;
+            let column =
+                match slot {
+                    Some(column) => column,
+                    None => slot.insert(searcher.segment_reader(doc.segment_ord).fast_fields().str("id")?.ok_or_else(
+                        || TantivyError::SchemaError("the index has no id column; rebuild it".to_string()),
+                    )?),
+                };
+            let mut id = String::new();
+            if let Some(ord) = column.term_ords(doc.doc_id).next() {
+                column.ord_to_str(ord, &mut id)?;
             }
+            ids.push(id);
         }
-        Ok(scored)
+        Ok(ids)
+    }
+
+    /// Which of the products `ids` pass `filters`, decided by the index (no stored product
+    /// is read).
+    pub fn passing(&self, filters: &Filters, ids: &[String]) -> tantivy::Result<HashSet<String>> {
+        let Some(filter) = query::filters(self, filters) else { return Ok(ids.iter().cloned().collect()) };
+        let searcher = self.reader.searcher();
+        let both = BooleanQuery::intersection(vec![query::only_ids(self, ids), filter]);
+        let docs: Vec<DocAddress> = searcher.search(&both, &DocSetCollector)?.into_iter().collect();
+        Ok(self.ids_of(&searcher, &docs)?.into_iter().collect())
     }
 
     /// Reads the stored product of a document.
@@ -290,21 +325,6 @@ impl LexicalIndex {
                 Ok((1.0 + n / (1.0 + df)).ln())
             })
             .collect()
-    }
-
-    /// The id and category of every product that has a category.
-    pub fn categories(&self) -> tantivy::Result<Vec<(String, String)>> {
-        let searcher = self.reader.searcher();
-        let mut out = Vec::new();
-        for (segment, reader) in searcher.segment_readers().iter().enumerate() {
-            for doc in reader.doc_ids_alive() {
-                let product = self.product_with(&searcher, DocAddress::new(segment as u32, doc))?;
-                if let Some(category) = product.category {
-                    out.push((product.id, category));
-                }
-            }
-        }
-        Ok(out)
     }
 
     /// Finds many products by id in one search (ids not in the index are left out).

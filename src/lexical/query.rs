@@ -14,9 +14,11 @@ use super::{text, LexicalIndex};
 use super::{LexicalConfig, MatchConfig};
 use crate::search::Filters;
 
-/// The terms a query text becomes, field by field.
+/// The terms a query text becomes, field by field, and which of its words are matched
+/// fuzzily: a request analyses its text once ([`LexicalIndex::analyze`]) for both its search
+/// and the BM25 scores of the candidates the search did not find.
 #[derive(Clone)]
-pub(super) struct QueryPlan {
+pub struct QueryPlan {
     /// Each searched field with its boost and its distinct terms.
     fields: Vec<(Field, f32, Vec<Term>)>,
     /// Unstemmed title terms matched within an edit distance.

@@ -44,7 +44,8 @@ impl Fields {
         let mut builder = Schema::builder();
         let number = || NumericOptions::default() | FAST | INDEXED;
         let fields = Fields {
-            id: builder.add_text_field("id", STRING | STORED),
+            // A column too: a hit's id is read without reading its stored product.
+            id: builder.add_text_field("id", STRING | STORED | FAST),
             title: builder.add_text_field("title", text(STEMMED)),
             title_raw: builder.add_text_field("title_raw", text(UNSTEMMED)),
             description: builder.add_text_field("description", text(STEMMED)),
