@@ -19,6 +19,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::catalog::Product;
 
@@ -31,8 +32,10 @@ pub const MAX_QUERY_WORDS: usize = 64;
 /// Results returned when a request does not say.
 pub const DEFAULT_K: usize = 10;
 
-/// Which ranking pipeline orders the results.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Which ranking pipeline orders the results: `bm25` (lexical), `dense` (embedding
+/// similarity), `hybrid` (the two fused), and the learned rankers over hybrid candidates:
+/// `ltr` (LightGBM LambdaMART), `neural` (the multi-head network), `ensemble` (both blended).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RankerKind {
     /// Lexical BM25 over the weighted product fields.
@@ -102,16 +105,21 @@ impl fmt::Display for RankerKind {
 }
 
 /// Restrictions on which products may be returned. All set restrictions must hold.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Filters {
     /// Any of these brands (case-insensitive).
     pub brand: Vec<String>,
     /// This category or any below it: `Furniture` or `Furniture > Chairs` (case-insensitive).
     pub category: Option<String>,
+    /// Lowest price, inclusive.
     pub price_min: Option<f64>,
+    /// Highest price, inclusive.
     pub price_max: Option<f64>,
+    /// Lowest mean rating, in stars.
+    #[schema(minimum = 0, maximum = 5)]
     pub min_rating: Option<f64>,
+    /// Only products in stock (`true`) or out of stock (`false`).
     pub in_stock: Option<bool>,
 }
 
@@ -249,35 +257,50 @@ impl SearchRequest {
 }
 
 /// The rank and score a result had in one candidate source.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SourceScore {
     /// 1-based rank within that source.
     pub rank: usize,
+    /// The source's own score (BM25, or cosine similarity).
     pub score: f32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Hit {
     pub id: String,
     pub title: String,
+    /// The ranker's score (the utility's, when weights other than relevance alone are in
+    /// force); results come in descending order of it.
     pub score: f32,
     /// 1-based rank in this response.
     pub rank: usize,
     /// Each candidate source that proposed this product (`bm25`, `dense`), with its rank there.
     pub sources: BTreeMap<String, SourceScore>,
     pub product: Product,
+    /// With `explain=true` under a learned ranker: `{score, bias, method, features: {NAME:
+    /// {value, contribution}}, top: [{feature, contribution}], heads?, members?, residual?,
+    /// utility?}`. The contributions and the bias sum to the ranker's score (method `shap`
+    /// for ltr: exact; `integrated_gradients` for neural and `blend` for ensemble: up to
+    /// `residual`). `heads`: the neural ranker's other heads (rating in stars, in_stock and
+    /// popularity as probabilities). `utility` (when weights other than relevance alone are
+    /// in force): `{score, terms: [{term, value, weight, contribution, note?}]}`, whose
+    /// contributions sum to the result's score.
+    // Free-form: its keys depend on the ranker and the model.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
     pub explain: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// How many matching products have one brand or category.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FacetCount {
     pub value: String,
     pub count: u64,
 }
 
 /// Counts of brands and categories over every product that matched.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Facets {
     pub brand: Vec<FacetCount>,
     /// Top-level categories, and the children of the filtered category when there is one.
@@ -285,36 +308,53 @@ pub struct Facets {
 }
 
 /// Milliseconds spent in each stage; a stage the ranker did not use is left out.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+// `nullable = false`: a stage left out is absent, never `null`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Timings {
+    /// BM25 retrieval (with facets).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub lexical: Option<f64>,
+    /// Embedding the query and the nearest-neighbour search.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub dense: Option<f64>,
+    /// Fusing the BM25 and dense candidates.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub fusion: Option<f64>,
+    /// Computing a learned ranker's features.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub features: Option<f64>,
+    /// Scoring by a learned ranker.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub rank: Option<f64>,
     /// Reading the returned products from the store.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub fetch: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The answer to a search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SearchResponse {
     pub query: String,
+    /// The ranker that ordered the results.
     pub ranker: RankerKind,
+    /// Time spent in the server on this search, in milliseconds.
     pub took_ms: f64,
-    /// Products that matched before the cut to `k`.
+    /// Products that matched before the cut to `k`; the facets count exactly these.
     pub total_candidates: u64,
     /// True when typo tolerance (fuzzy matching) took part.
     pub fuzzy: bool,
     /// True when too few products held enough of the query's words, so one word sufficed.
     pub relaxed: bool,
     pub results: Vec<Hit>,
+    /// Absent when the request turned facets off, and under the `dense` ranker.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub facets: Option<Facets>,
     pub timings_ms: Timings,
 }

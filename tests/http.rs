@@ -2,11 +2,12 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use shelf::server::{router, AppState, Limits};
+use shelf::server::{router, AppState, ErrorCode, Limits};
 
 struct Server {
     base: String,
@@ -408,6 +409,275 @@ async fn a_served_model_ranks_by_default_and_explains_itself() {
     assert!(body["error"]["message"].as_str().unwrap().contains("--model"), "{body}");
 }
 
+/// Every route the server answers, as (method, path): a route served but not documented, or
+/// documented but not served, fails `the_openapi_document_is_the_router`.
+const ROUTES: [(&str, &str); 9] = [
+    ("get", "/"),
+    ("get", "/search"),
+    ("post", "/search"),
+    ("get", "/products/{id}"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+    ("post", "/admin/reload"),
+];
+
+/// Follows `{"$ref": "#/components/schemas/NAME"}` to the schema it names.
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(reference) => {
+            let name = reference.strip_prefix("#/components/schemas/").expect("a local schema reference");
+            assert!(doc["components"]["schemas"][name].is_object(), "{reference} is not in the document");
+            resolve(doc, &doc["components"]["schemas"][name])
+        }
+        None => schema,
+    }
+}
+
+/// The error codes the document lists, found through the shape of its error body.
+fn documented_codes(doc: &Value) -> BTreeSet<String> {
+    let body = resolve(doc, &doc["components"]["schemas"]["ErrorBody"]);
+    let detail = resolve(doc, &body["properties"]["error"]);
+    let code = resolve(doc, &detail["properties"]["code"]);
+    let codes = code["enum"].as_array().unwrap_or_else(|| panic!("the error code is an enum: {code}"));
+    codes.iter().map(|c| c.as_str().expect("codes are strings").to_string()).collect()
+}
+
+/// Checks a JSON value against a documented schema: its type, enum, required and documented
+/// properties, array items and map values, all the way down.
+fn check_shape(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    let schema = resolve(doc, schema);
+    if let Some(variants) = schema["oneOf"].as_array() {
+        return match variants.iter().any(|variant| check_shape(doc, variant, value, at).is_ok()) {
+            true => Ok(()),
+            false => Err(format!("{at}: {value} fits none of {schema}")),
+        };
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(one) => vec![one.as_str()],
+        Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let fits = |t: &&str| match *t {
+        "string" => value.is_string(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "null" => value.is_null(),
+        _ => false,
+    };
+    if !types.is_empty() && !types.iter().any(fits) {
+        return Err(format!("{at}: {value} is not of type {types:?}"));
+    }
+    if let Some(allowed) = schema["enum"].as_array() {
+        if !allowed.contains(value) {
+            return Err(format!("{at}: {value} is not one of {allowed:?}"));
+        }
+    }
+    if let (Some(properties), Some(object)) = (schema["properties"].as_object(), value.as_object()) {
+        for required in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            if !object.contains_key(required) {
+                return Err(format!("{at}.{required} is documented as required but absent"));
+            }
+        }
+        for (key, item) in object {
+            let documented = properties.get(key).ok_or_else(|| format!("{at}.{key} is not documented"))?;
+            check_shape(doc, documented, item, &format!("{at}.{key}"))?;
+        }
+    }
+    if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
+        for (n, item) in array.iter().enumerate() {
+            check_shape(doc, items, item, &format!("{at}[{n}]"))?;
+        }
+    }
+    let values = schema.get("additionalProperties").filter(|v| v.is_object());
+    if let (Some(values), Some(object)) = (values, value.as_object()) {
+        for (key, item) in object {
+            check_shape(doc, values, item, &format!("{at}.{key}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// One request to the live server: its method, the documented path it falls under
+/// (`/products/{id}`), the path and query sent, and an optional JSON body and bearer token.
+struct Call<'a> {
+    method: &'a str,
+    template: &'a str,
+    path: String,
+    body: Option<String>,
+    token: Option<&'a str>,
+}
+
+impl<'a> Call<'a> {
+    fn get(template: &'a str, path: impl Into<String>) -> Self {
+        Call { method: "get", template, path: path.into(), body: None, token: None }
+    }
+
+    fn post(template: &'a str, body: Option<String>) -> Self {
+        Call { method: "post", template, path: template.to_string(), body, token: None }
+    }
+
+    fn token(self, token: &'a str) -> Self {
+        Call { token: Some(token), ..self }
+    }
+}
+
+/// Sends a call and checks the answer against the operation documented for it: the status is
+/// one it documents, the content type is the documented one, a JSON body has the documented
+/// shape, and an error's code is a documented code. Returns the status and the body (JSON, or
+/// `Null`).
+async fn probe(server: &Server, doc: &Value, call: Call<'_>) -> (StatusCode, Value) {
+    let Call { method, template, path, body, token } = call;
+    let operation = &doc["paths"][template][method];
+    assert!(operation.is_object(), "{method} {template} is not documented");
+    let verb = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
+    let mut request = server.client.request(verb, format!("{}{path}", server.base));
+    if let Some(body) = body {
+        request = request.header("content-type", "application/json").body(body);
+    }
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let content_type =
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let text = response.text().await.unwrap();
+    let documented = &operation["responses"][status.as_str()];
+    assert!(documented.is_object(), "{method} {path} answered {status}, not documented for {template}: {text}");
+    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    if let Some(content) = documented["content"].as_object() {
+        let (media, described) = content
+            .iter()
+            .find(|(media, _)| content_type.starts_with(media.as_str()))
+            .unwrap_or_else(|| panic!("{method} {path}: content type {content_type} is not documented for {status}"));
+        if media == "application/json" {
+            if let Err(problem) = check_shape(doc, &described["schema"], &body, &format!("{method} {path} {status}")) {
+                panic!("the answer does not have the documented shape: {problem}");
+            }
+        }
+    }
+    if let Some(code) = body["error"]["code"].as_str() {
+        assert!(documented_codes(doc).contains(code), "{method} {path}: code {code} is not documented");
+    }
+    (status, body)
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_the_router() {
+    let (server, _) = Server::start(Some("s3cret")).await;
+    let (status, doc) = server.get("/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (doc["info"]["title"].as_str(), doc["info"]["version"].as_str()),
+        (Some("shelf"), Some(env!("CARGO_PKG_VERSION")))
+    );
+
+    // (a) The documented routes are exactly the expected ones...
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| item.as_object().unwrap().keys().map(move |method| (method.clone(), path.clone())))
+        .filter(|(method, _)| {
+            ["get", "put", "post", "delete", "options", "head", "patch", "trace"].contains(&method.as_str())
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    assert_eq!(documented, expected);
+    // ...each is served (its required parameters and body taken from the document's examples)
+    // and answers as documented, and no other method is served on its path.
+    for (method, template) in ROUTES {
+        let operation = &doc["paths"][template][method];
+        let mut path = template.to_string();
+        let mut query = Vec::new();
+        for parameter in operation["parameters"].as_array().into_iter().flatten() {
+            let name = parameter["name"].as_str().unwrap();
+            let example = &parameter["example"];
+            let example = example.as_str().map_or_else(|| example.to_string(), str::to_string);
+            match parameter["in"].as_str() {
+                Some("path") => path = path.replace(&format!("{{{name}}}"), &example),
+                Some("query") if parameter["required"] == true => query.push((name.to_string(), example)),
+                _ => {}
+            }
+        }
+        if !query.is_empty() {
+            path = format!("{path}?{}", serde_urlencoded::to_string(&query).unwrap());
+        }
+        let body = operation["requestBody"]["content"]["application/json"]["schema"]
+            .as_object()
+            .map(|schema| resolve(&doc, &Value::Object(schema.clone()))["example"].to_string());
+        let call = Call { method, template, path: path.clone(), body, token: None };
+        let (status, answer) = probe(&server, &doc, call).await;
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(!message.starts_with("no such route"), "{method} {path} is documented but not served");
+        assert_ne!(answer["error"]["code"], "method_not_allowed", "{method} {path} is documented but not served");
+        let answered = if template == "/admin/reload" { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+        assert_eq!(status, answered, "{method} {path}: {answer}");
+        for other in ["get", "post", "put", "delete", "patch"] {
+            if doc["paths"][template][other].is_null() {
+                let verb = reqwest::Method::from_bytes(other.to_ascii_uppercase().as_bytes()).unwrap();
+                let response = server.client.request(verb, format!("{}{path}", server.base)).send().await.unwrap();
+                assert_eq!(
+                    response.status(),
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "{other} {path} is served but not documented"
+                );
+            }
+        }
+    }
+    // Every documented query parameter of GET /search is taken, and no other.
+    for parameter in doc["paths"]["/search"]["get"]["parameters"].as_array().unwrap() {
+        let name = parameter["name"].as_str().unwrap();
+        let example = &parameter["example"];
+        let example = example.as_str().map_or_else(|| example.to_string(), str::to_string);
+        let query = serde_urlencoded::to_string([("q", "sofa"), (name, example.as_str())]).unwrap();
+        let (_, answer) = probe(&server, &doc, Call::get("/search", format!("/search?{query}"))).await;
+        assert_ne!(answer["error"]["code"], "unknown_parameter", "{name} is documented but not taken: {answer}");
+    }
+    let (_, answer) = probe(&server, &doc, Call::get("/search", "/search?q=sofa&colour=red")).await;
+    assert_eq!(answer["error"]["code"], "unknown_parameter");
+    // The documented limits are the server's.
+    let k = doc["paths"]["/search"]["get"]["parameters"].as_array().unwrap().iter().find(|p| p["name"] == "k").unwrap();
+    assert_eq!(k["schema"]["maximum"].as_u64(), Some(shelf::search::MAX_K as u64));
+    let body = resolve(&doc, &doc["paths"]["/search"]["post"]["requestBody"]["content"]["application/json"]["schema"]);
+    assert_eq!(body["properties"]["k"]["maximum"].as_u64(), Some(shelf::search::MAX_K as u64));
+    assert_eq!(body["properties"]["k"]["default"].as_u64(), Some(shelf::search::DEFAULT_K as u64));
+
+    // (b) The document's error codes are exactly the server's.
+    let codes: BTreeSet<String> =
+        ErrorCode::ALL.iter().map(|code| serde_json::to_value(code).unwrap().as_str().unwrap().to_string()).collect();
+    assert_eq!(documented_codes(&doc), codes);
+
+    // (c) Real errors come with a documented status, shape and code.
+    let huge = format!("{{\"q\": \"{}\"}}", "a".repeat(100_000));
+    let magic = json!({"q": "sofa", "ranker": "magic"}).to_string();
+    let errors = [
+        (Call::get("/search", "/search?q=sofa&k=0"), StatusCode::BAD_REQUEST, "invalid_request"),
+        (Call::get("/search", "/search?q=sofa&k=ten"), StatusCode::BAD_REQUEST, "invalid_request"),
+        (Call::get("/search", "/search?q=sofa&ranker=magic"), StatusCode::BAD_REQUEST, "unknown_ranker"),
+        (Call::get("/search", "/search?q=sofa&filter=colour:red"), StatusCode::BAD_REQUEST, "invalid_filter"),
+        (Call::post("/search", Some(magic)), StatusCode::BAD_REQUEST, "unknown_ranker"),
+        (Call::post("/search", Some("{\"q\": ".into())), StatusCode::BAD_REQUEST, "invalid_json"),
+        (Call::post("/search", Some(huge)), StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+        (Call::get("/products/{id}", "/products/NOPE"), StatusCode::NOT_FOUND, "not_found"),
+        (Call::post("/admin/reload", None), StatusCode::UNAUTHORIZED, "unauthorized"),
+        (Call::post("/admin/reload", None).token("wrong"), StatusCode::UNAUTHORIZED, "unauthorized"),
+    ];
+    for (call, status, code) in errors {
+        let name = format!("{} {}", call.method, call.path);
+        let (got, answer) = probe(&server, &doc, call).await;
+        assert_eq!((got, answer["error"]["code"].as_str()), (status, Some(code)), "{name}: {answer}");
+    }
+    let (open, _) = Server::start(None).await;
+    let (got, answer) = probe(&open, &doc, Call::post("/admin/reload", None)).await;
+    assert_eq!((got, answer["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("reload_disabled")));
+}
+
 /// Waits (up to 30 s) for the searches still running or queued to finish.
 async fn settle(state: &AppState) {
     let waited = std::time::Instant::now();
@@ -501,12 +771,14 @@ async fn under_abuse_the_server_sheds_load_and_recovers_with_no_permit_lost() {
 async fn a_search_past_its_deadline_is_a_504_and_draining_turns_readiness_off() {
     let limits = Limits { concurrent: 2, queued: 4, timeout: std::time::Duration::ZERO };
     let (server, state) = Server::start_limited(limits).await;
-    let (status, body) = server.get("/search?q=sofa&ranker=hybrid").await;
+    // Every answer here is a documented one, with the documented shape.
+    let (_, doc) = server.get("/openapi.json").await;
+    let (status, body) = probe(&server, &doc, Call::get("/search", "/search?q=sofa&ranker=hybrid")).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::GATEWAY_TIMEOUT, Some("timeout")), "{body}");
-    let (status, body) = server.get("/readyz").await;
+    let (status, body) = probe(&server, &doc, Call::get("/readyz", "/readyz")).await;
     assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ready")), "{body}");
     state.start_draining();
-    let (status, body) = server.get("/readyz").await;
+    let (status, body) = probe(&server, &doc, Call::get("/readyz", "/readyz")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["problems"][0], "shutting down");
     settle(&state).await;

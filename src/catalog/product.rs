@@ -2,33 +2,44 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 /// One sellable item. `id` and `title` are required; everything else is optional, and a
 /// missing value stays missing (it is never read as 0).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+// In the OpenAPI document a missing value is absent, never `null` (`nullable = false`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, ToSchema)]
 pub struct Product {
     pub id: String,
     pub title: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub brand: Option<String>,
     /// A path from broad to narrow, written `Furniture > Chairs > Office`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub category: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub price: Option<f64>,
     /// Mean customer rating, 0 to 5.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 0, maximum = 5)]
     pub rating: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub review_count: Option<u64>,
     /// Any non-negative number the shop uses for popularity (sales, clicks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub popularity: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub in_stock: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub image_url: Option<String>,
     /// Everything else the shop knows, such as `colour`, `size` or `material`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -32,6 +32,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::Scored;
 use crate::catalog::Product;
@@ -43,10 +44,13 @@ const HEAD_TERMS: [&str; 3] = ["click", "add_to_cart", "purchase"];
 /// The largest weight a term may have (a larger one is surely a typo).
 const MAX_WEIGHT: f64 = 100.0;
 
-/// Weights of the utility's terms; a term left out weighs 0, except `relevance` which
-/// weighs 1 unless set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Weights of the utility's terms, e.g. `{"relevance": 1, "rating": 0.2}`: an object of
+/// term to weight (-100 to 100). Terms: relevance, rating, in_stock, popularity, click,
+/// add_to_cart, purchase. A term left out weighs 0, except `relevance` which weighs 1
+/// unless set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(transparent)]
+#[schema(example = json!({"relevance": 1, "rating": 0.2}))]
 pub struct Weights(BTreeMap<String, f64>);
 
 impl Default for Weights {

@@ -7,7 +7,7 @@
 //! | `GET /products/{id}` | one product |
 //! | `GET /healthz`, `GET /readyz` | liveness; readiness with index facts |
 //! | `GET /metrics` | Prometheus text |
-//! | `GET /openapi.json` | the API description |
+//! | `GET /openapi.json` | the OpenAPI document, generated from the handlers and their types ([`openapi_document`]) |
 //! | `POST /admin/reload` | reopen the index directory and the model (bearer token) |
 //! | `GET /` | a search page |
 //!
@@ -23,9 +23,11 @@
 //! ```
 
 mod error;
+mod openapi;
 mod routes;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
+pub use openapi::document as openapi_document;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,7 +36,6 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::Semaphore;
@@ -160,16 +161,12 @@ fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
+/// The HTTP API: the routes of [`openapi_document`] (the same list builds both), with
+/// JSON answers for unknown routes and methods, metrics, a body limit and panic recovery.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/", get(routes::page))
-        .route("/search", get(routes::search_get).post(routes::search_post))
-        .route("/products/{id}", get(routes::product))
-        .route("/healthz", get(routes::healthz))
-        .route("/readyz", get(routes::readyz))
-        .route("/metrics", get(routes::metrics))
-        .route("/openapi.json", get(routes::openapi))
-        .route("/admin/reload", post(routes::reload))
+    // The document is set aside here: `openapi_document` builds it once from the same list.
+    let (served, _document) = openapi::api().split_for_parts();
+    served
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(axum::middleware::from_fn(routes::record_metrics))

@@ -1,5 +1,8 @@
 //! Request handlers. Each one validates its input into a [`SearchRequest`] (or answers 4xx),
 //! runs the engine off the async threads, and shapes the JSON.
+//!
+//! Each handler's `#[utoipa::path]` is its entry in the OpenAPI document and says where the
+//! router serves it (see `openapi.rs`): its path, its parameters and every status it answers.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -12,40 +15,64 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
 
+use super::error::{ErrorBody, ErrorCode};
 use super::{ApiError, AppState};
+use crate::catalog::Product;
 use crate::engine::Engine;
+use crate::index::Manifest;
 use crate::rank::utility::Weights;
 use crate::search::{Filters, RankerKind, SearchRequest, SearchResponse, DEFAULT_K};
 
-/// `POST /search` body.
-#[derive(Debug, Deserialize)]
+// Response descriptions shared by the two search routes.
+const SEARCH_OK: &str = "The results, best first.";
+const OVERLOADED: &str = "Overloaded: every running slot and queue place is taken; retry after the \
+    `Retry-After` seconds (code `overloaded`).";
+const TIMEOUT: &str = "The search took longer than the server's time limit, waiting included (code `timeout`).";
+const INTERNAL: &str = "A fault in the server (code `internal`).";
+
+/// `POST /search` body: the parameters of `GET /search`, with `filter` as an object.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"q": "office chair", "k": 5, "filter": {"brand": ["Loftline"], "price_max": 400}}))]
 struct SearchBody {
+    /// The query.
+    #[schema(example = "grey velvet sofa")]
     q: String,
+    /// How many results to return.
+    #[schema(minimum = 1, maximum = 200, default = json!(DEFAULT_K))]
     k: Option<usize>,
+    /// Default: the loaded model's best learned ranker (ensemble, else ltr, else neural),
+    /// else bm25.
+    // Read as text so that an unknown name is answered `unknown_ranker`, as in `GET /search`.
+    #[schema(value_type = Option<RankerKind>)]
     ranker: Option<String>,
+    /// Explain each result's score (learned rankers).
+    #[schema(default = false)]
     explain: Option<bool>,
+    /// Count brands and categories over every matching product.
+    #[schema(default = true)]
     facets: Option<bool>,
     filter: Option<Filters>,
-    /// `{"relevance": 1, "rating": 0.2}`.
+    /// Utility weights for a learned ranker, overriding the index's `[utility]` for this
+    /// request.
     utility: Option<Weights>,
 }
 
 fn ranker(engine: &Engine, name: Option<&str>) -> Result<RankerKind, ApiError> {
     match name {
         None => Ok(engine.default_ranker()),
-        Some(name) => {
-            name.parse().map_err(|message: String| ApiError::new(StatusCode::BAD_REQUEST, "unknown_ranker", message))
-        }
+        Some(name) => name
+            .parse()
+            .map_err(|message: String| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::UnknownRanker, message)),
     }
 }
 
 fn invalid_utility(message: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_utility", message)
+    ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidUtility, message)
 }
 
 fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
@@ -56,6 +83,63 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
     }
 }
 
+/// Search products
+///
+/// `filter` repeats: `?q=office+chair&filter=brand:Loftline&filter=price:..400`.
+#[utoipa::path(
+    get,
+    path = "/search",
+    tag = "search",
+    params(
+        ("q" = String, Query, description = "The query.", example = "grey velvet sofa"),
+        (
+            "k" = Option<usize>, Query, minimum = 1, maximum = 200,
+            description = "How many results to return (default 10).", example = 10,
+        ),
+        (
+            "ranker" = Option<RankerKind>, Query,
+            description = "Default: the loaded model's best learned ranker (ensemble, else ltr, else neural), \
+                else bm25.",
+            example = "bm25",
+        ),
+        (
+            "filter" = Option<Vec<String>>, Query, style = Form, explode,
+            description = "field:value, repeatable: brand:NAME, category:A > B, price:MIN..MAX (either end may \
+                be left out), rating:MIN, in_stock:true|false.",
+            example = "price:..400",
+        ),
+        (
+            "facets" = Option<bool>, Query,
+            description = "Count brands and categories over every matching product (default true).",
+            example = true,
+        ),
+        (
+            "explain" = Option<bool>, Query,
+            description = "Explain each result's score under a learned ranker (default false).",
+            example = false,
+        ),
+        (
+            "utility" = Option<String>, Query,
+            description = "Utility weights for a learned ranker, overriding the index's [utility]: term:weight \
+                pairs. Terms: relevance, rating, in_stock, popularity, click, add_to_cart, purchase.",
+            example = "relevance:1,rating:0.2",
+        ),
+    ),
+    responses(
+        (status = OK, description = SEARCH_OK, body = SearchResponse),
+        (
+            status = BAD_REQUEST, body = ErrorBody,
+            description = "Bad input (codes `invalid_request`, `invalid_filter`, `invalid_utility`, \
+                `unknown_ranker`, `unknown_parameter`, `ranker_unavailable`).",
+        ),
+        (
+            status = SERVICE_UNAVAILABLE, description = OVERLOADED, body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying.")),
+        ),
+        (status = GATEWAY_TIMEOUT, description = TIMEOUT, body = ErrorBody),
+        (status = INTERNAL_SERVER_ERROR, description = INTERNAL, body = ErrorBody),
+    ),
+)]
 pub(super) async fn search_get(
     State(state): State<Arc<AppState>>,
     RawQuery(query): RawQuery,
@@ -81,13 +165,13 @@ pub(super) async fn search_get(
             "explain" => explain = parse_bool("explain", value)?,
             "facets" => facets = parse_bool("facets", value)?,
             "utility" => utility = Some(value.parse::<Weights>().map_err(invalid_utility)?),
-            "filter" => {
-                filters.add_clause(value).map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_filter", m))?
-            }
+            "filter" => filters
+                .add_clause(value)
+                .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidFilter, m))?,
             other => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "unknown_parameter",
+                    ErrorCode::UnknownParameter,
                     format!("unknown parameter '{other}' (parameters: q, k, ranker, filter, facets, explain, utility)"),
                 ))
             }
@@ -107,17 +191,40 @@ pub(super) async fn search_get(
     run_search(&state, engine, request).await
 }
 
+/// Search products (JSON body)
+#[utoipa::path(
+    post,
+    path = "/search",
+    tag = "search",
+    request_body = SearchBody,
+    responses(
+        (status = OK, description = SEARCH_OK, body = SearchResponse),
+        (
+            status = BAD_REQUEST, body = ErrorBody,
+            description = "Bad input (codes `invalid_request`, `invalid_json`, `invalid_body`, `invalid_utility`, \
+                `unknown_ranker`, `ranker_unavailable`).",
+        ),
+        (status = PAYLOAD_TOO_LARGE, description = "The body is over 64 KiB (code `body_too_large`).", body = ErrorBody),
+        (
+            status = SERVICE_UNAVAILABLE, description = OVERLOADED, body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying.")),
+        ),
+        (status = GATEWAY_TIMEOUT, description = TIMEOUT, body = ErrorBody),
+        (status = INTERNAL_SERVER_ERROR, description = INTERNAL, body = ErrorBody),
+    ),
+)]
 pub(super) async fn search_post(
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SearchResponse>, ApiError> {
     let body = body.map_err(|rejection| {
         let status = rejection.status();
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "body_too_large" } else { "invalid_body" };
+        let code =
+            if status == StatusCode::PAYLOAD_TOO_LARGE { ErrorCode::BodyTooLarge } else { ErrorCode::InvalidBody };
         ApiError::new(status, code, format!("{} (the limit is {} bytes)", rejection.body_text(), super::MAX_BODY_BYTES))
     })?;
     let body: SearchBody = serde_json::from_slice(&body).map_err(|error| {
-        let code = if error.is_data() { "invalid_request" } else { "invalid_json" };
+        let code = if error.is_data() { ErrorCode::InvalidRequest } else { ErrorCode::InvalidJson };
         ApiError::new(StatusCode::BAD_REQUEST, code, format!("request body: {error}"))
     })?;
     if let Some(weights) = &body.utility {
@@ -168,7 +275,7 @@ async fn run_search(
         metrics::counter!("shelf_search_timeouts_total").increment(1);
         ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
-            "timeout",
+            ErrorCode::Timeout,
             format!("the search took longer than {} ms (waiting included)", limits.timeout.as_millis()),
         )
     })??;
@@ -176,6 +283,18 @@ async fn run_search(
     Ok(Json(response))
 }
 
+/// One product
+#[utoipa::path(
+    get,
+    path = "/products/{id}",
+    tag = "search",
+    params(("id" = String, Path, description = "The product's id.", example = "D00001")),
+    responses(
+        (status = OK, description = "The product.", body = Product),
+        (status = NOT_FOUND, description = "No product has that id (code `not_found`).", body = ErrorBody),
+        (status = INTERNAL_SERVER_ERROR, description = INTERNAL, body = ErrorBody),
+    ),
+)]
 pub(super) async fn product(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let engine = state.engine();
     let lookup = id.clone();
@@ -188,13 +307,72 @@ pub(super) async fn product(State(state): State<Arc<AppState>>, Path(id): Path<S
     }
 }
 
-pub(super) async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// `GET /healthz` body.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Health {
+    #[schema(value_type = String, example = "ok")]
+    status: &'static str,
 }
 
+/// Liveness
+///
+/// The process is up and answering.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = OK, description = "Alive.", body = Health)),
+)]
+pub(super) async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum ReadyStatus {
+    Ready,
+    NotReady,
+}
+
+/// `GET /readyz` body: whether the server should get traffic, and facts about its index.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Readiness {
+    status: ReadyStatus,
+    /// Why the server is not ready; empty when it is.
+    problems: Vec<String>,
+    /// Products in the index.
+    products: u64,
+    /// The rankers this server can serve.
+    rankers: Vec<RankerKind>,
+    /// The ranker a search gets when it names none.
+    default_ranker: RankerKind,
+    /// Searches running or waiting now.
+    in_flight: usize,
+    /// The index's manifest: when and how it was built, from which catalogue, its counts
+    /// and its encoder.
+    // A free-form object here: its shape is the index's own format (`index::Manifest`).
+    #[schema(value_type = Object)]
+    manifest: Manifest,
+}
+
+/// Readiness and index facts
+///
 /// Ready when not shutting down and every ranker the server was started to serve can
 /// serve; `503` otherwise, with the reason.
-pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = OK, description = "Ready: not shutting down, and the default ranker can serve.", body = Readiness),
+        (
+            status = SERVICE_UNAVAILABLE, body = Readiness,
+            description = "Not ready: shutting down, or a ranker the server was started to serve cannot; \
+                `problems` says why.",
+        ),
+    ),
+)]
+pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Readiness>) {
     let engine = state.engine();
     let mut problems = Vec::new();
     if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
@@ -203,37 +381,103 @@ pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if let Err(error) = engine.check_ranker(engine.default_ranker()) {
         problems.push(error.to_string());
     }
-    let status = if problems.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let body = json!({
-        "status": if problems.is_empty() { "ready" } else { "not_ready" },
-        "problems": problems,
-        "products": engine.index().lexical.num_products(),
-        "rankers": engine.rankers(),
-        "default_ranker": engine.default_ranker(),
-        "in_flight": state.in_flight(),
-        "manifest": engine.manifest(),
-    });
-    (status, Json(body)).into_response()
+    let (status, ready) = if problems.is_empty() {
+        (StatusCode::OK, ReadyStatus::Ready)
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, ReadyStatus::NotReady)
+    };
+    let body = Readiness {
+        status: ready,
+        problems,
+        products: engine.index().lexical.num_products(),
+        rankers: engine.rankers(),
+        default_ranker: engine.default_ranker(),
+        in_flight: state.in_flight(),
+        manifest: engine.manifest().clone(),
+    };
+    (status, Json(body))
 }
 
+/// Prometheus metrics
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = OK, description = "The text exposition format.", body = String, content_type = "text/plain")),
+)]
 pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 
-pub(super) async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], include_str!("openapi.json"))
+/// This document
+///
+/// Generated from the handlers and the types they read and write.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses(
+        (status = OK, description = "The OpenAPI document.", body = Object, content_type = "application/json"),
+        (status = INTERNAL_SERVER_ERROR, description = INTERNAL, body = ErrorBody),
+    ),
+)]
+pub(super) async fn openapi() -> Result<Response, ApiError> {
+    match super::openapi::json() {
+        Ok(json) => Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response()),
+        Err(error) => Err(ApiError::internal(format!("cannot write the OpenAPI document: {error}"))),
+    }
 }
 
+/// The search page
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "search",
+    responses((status = OK, description = "A page with a search box.", body = String, content_type = "text/html")),
+)]
 pub(super) async fn page() -> Html<&'static str> {
     Html(include_str!("page.html"))
 }
 
-/// `POST /admin/reload`: reopens the index directory and swaps it in.
-pub(super) async fn reload(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+/// `POST /admin/reload` body.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Reloaded {
+    #[schema(value_type = String, example = "reloaded")]
+    status: &'static str,
+    /// Products in the index now serving.
+    products: u64,
+    /// When that index was built (RFC 3339, UTC).
+    built_at: String,
+}
+
+/// Reopen the index directory
+///
+/// Reopens the index directory (and the model) and swaps it in; searches in flight finish
+/// on the index they started with. Reloads run one at a time, the last one asked for wins.
+#[utoipa::path(
+    post,
+    path = "/admin/reload",
+    tag = "operations",
+    security(("bearer" = [])),
+    responses(
+        (status = OK, description = "Reloaded.", body = Reloaded),
+        (status = UNAUTHORIZED, description = "A missing or wrong token (code `unauthorized`).", body = ErrorBody),
+        (
+            status = FORBIDDEN, body = ErrorBody,
+            description = "Reloading is off: the server was started without an admin token (code `reload_disabled`).",
+        ),
+        (
+            status = CONFLICT, body = ErrorBody,
+            description = "The new index could not be opened; the old one keeps serving (code `reload_failed`).",
+        ),
+        (status = INTERNAL_SERVER_ERROR, description = INTERNAL, body = ErrorBody),
+    ),
+)]
+pub(super) async fn reload(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Json<Reloaded>, ApiError> {
     let Some(token) = &state.admin_token else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "reload_disabled",
+            ErrorCode::ReloadDisabled,
             "reload is disabled: start `shelf serve` with --admin-token or SHELF_ADMIN_TOKEN",
         ));
     };
@@ -244,7 +488,7 @@ pub(super) async fn reload(State(state): State<Arc<AppState>>, headers: HeaderMa
     if !matches {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "a valid `Authorization: Bearer TOKEN` header is required",
         ));
     }
@@ -254,12 +498,14 @@ pub(super) async fn reload(State(state): State<Arc<AppState>>, headers: HeaderMa
     let engine = tokio::task::spawn_blocking(move || Engine::open_with(&dir, &encoder, model.as_deref()))
         .await
         .map_err(|e| ApiError::internal(format!("reload task failed: {e}")))?
-        .map_err(|e| ApiError::new(StatusCode::CONFLICT, "reload_failed", format!("kept the current index: {e}")))?;
+        .map_err(|e| {
+            ApiError::new(StatusCode::CONFLICT, ErrorCode::ReloadFailed, format!("kept the current index: {e}"))
+        })?;
     let products = engine.index().lexical.num_products();
     let built_at = engine.manifest().built_at.clone();
     state.engine.store(Arc::new(engine));
     tracing::info!(products, %built_at, "index reloaded");
-    Ok(Json(json!({"status": "reloaded", "products": products, "built_at": built_at})))
+    Ok(Json(Reloaded { status: "reloaded", products, built_at }))
 }
 
 pub(super) async fn not_found() -> ApiError {
@@ -269,7 +515,7 @@ pub(super) async fn not_found() -> ApiError {
 pub(super) async fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "this route does not take that method; see GET /openapi.json",
     )
 }
