@@ -342,7 +342,7 @@ impl Engine {
             let plan = lexical.analyze(&request.query, &config.lexical)?;
             let found = lexical.search(&plan, &request.filters, depth, request.facets, &config.lexical)?;
             let docs: Vec<DocAddress> = found.hits.iter().map(|hit| hit.doc).collect();
-            let ids = lexical.ids_of(&lexical.searcher(), &docs)?;
+            let ids = lexical.ids_of(&docs)?;
             let mut list = Vec::with_capacity(found.hits.len());
             for (at, (hit, id)) in found.hits.iter().zip(ids).enumerate() {
                 let sources = BTreeMap::from([("bm25".to_string(), SourceScore { rank: at + 1, score: hit.score })]);
@@ -415,7 +415,8 @@ impl Engine {
     /// and of the products `extra` that retrieval did not propose (the judged products of
     /// feature logging and of the rerank protocol).
     /// `ranked` gets features; `rest` (the fused list below it) only sets, with it, the
-    /// query's reference scores.
+    /// query's reference scores. `plan` is the query as the gathering analysed it (analysed
+    /// here when it was not).
     fn featurize(
         &self,
         query: &str,

@@ -40,7 +40,6 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use tantivy::collector::{Count, DocSetCollector, FacetCollector, TopDocs};
-use tantivy::columnar::StrColumn;
 use tantivy::query::{BooleanQuery, Query};
 use tantivy::schema::{Facet, TantivyDocument, Value};
 use tantivy::{DocAddress, Index, IndexReader, ReloadPolicy, Searcher, TantivyError, Term};
@@ -62,6 +61,9 @@ pub struct LexicalIndex {
     brands: HashMap<String, Facet>,
     /// Lowercased `a > b` path → the facet as indexed.
     categories: HashMap<String, Facet>,
+    /// Each segment's product ids by document, read from the id column at open: a hit's id
+    /// is then a lookup (about 40 bytes a product).
+    ids: Vec<Vec<Box<str>>>,
 }
 
 /// One product that matched, with its BM25 score.
@@ -128,7 +130,8 @@ impl LexicalIndex {
         let searcher = reader.searcher();
         let brands = facet_values(&searcher, fields.brand_facet)?;
         let categories = facet_values(&searcher, fields.category_facet)?;
-        Ok(LexicalIndex { index, reader, fields, brands, categories })
+        let ids = searcher.segment_readers().iter().map(segment_ids).collect::<tantivy::Result<_>>()?;
+        Ok(LexicalIndex { index, reader, fields, brands, categories, ids })
     }
 
     pub fn fields(&self) -> &Fields {
@@ -264,32 +267,21 @@ impl LexicalIndex {
         let top = TopDocs::with_limit(ids.len()).order_by_score();
         let docs = searcher.search(&plan.query(&[Some(only.as_ref())]), &top)?;
         let addresses: Vec<DocAddress> = docs.iter().map(|(_, doc)| *doc).collect();
-        let ids = self.ids_of(&searcher, &addresses)?;
+        let ids = self.ids_of(&addresses)?;
         Ok(ids.into_iter().zip(docs).map(|(id, (score, _))| (id, score)).collect())
     }
 
-    /// The product ids of documents, from the id column: no stored product is read.
-    pub fn ids_of(&self, searcher: &Searcher, docs: &[DocAddress]) -> tantivy::Result<Vec<String>> {
-        let mut columns: Vec<Option<StrColumn>> = vec![None; searcher.segment_readers().len()];
-        let mut ids = Vec::with_capacity(docs.len());
-        for doc in docs {
-            let slot = columns
-                .get_mut(doc.segment_ord as usize)
-                .ok_or_else(|| TantivyError::InvalidArgument(format!("no segment {}", doc.segment_ord)))?;
-            let column =
-                match slot {
-                    Some(column) => column,
-                    None => slot.insert(searcher.segment_reader(doc.segment_ord).fast_fields().str("id")?.ok_or_else(
-                        || TantivyError::SchemaError("the index has no id column; rebuild it".to_string()),
-                    )?),
-                };
-            let mut id = String::new();
-            if let Some(ord) = column.term_ords(doc.doc_id).next() {
-                column.ord_to_str(ord, &mut id)?;
-            }
-            ids.push(id);
-        }
-        Ok(ids)
+    /// The product ids of documents (no stored product is read).
+    pub fn ids_of(&self, docs: &[DocAddress]) -> tantivy::Result<Vec<String>> {
+        docs.iter()
+            .map(|doc| {
+                self.ids
+                    .get(doc.segment_ord as usize)
+                    .and_then(|segment| segment.get(doc.doc_id as usize))
+                    .map(|id| id.to_string())
+                    .ok_or_else(|| TantivyError::InvalidArgument(format!("no document {doc:?}")))
+            })
+            .collect()
     }
 
     /// Which of the products `ids` pass `filters`, decided by the index (no stored product
@@ -299,7 +291,7 @@ impl LexicalIndex {
         let searcher = self.reader.searcher();
         let both = BooleanQuery::intersection(vec![query::only_ids(self, ids), filter]);
         let docs: Vec<DocAddress> = searcher.search(&both, &DocSetCollector)?.into_iter().collect();
-        Ok(self.ids_of(&searcher, &docs)?.into_iter().collect())
+        Ok(self.ids_of(&docs)?.into_iter().collect())
     }
 
     /// Reads the stored product of a document.
@@ -350,6 +342,26 @@ impl LexicalIndex {
     pub(crate) fn tantivy(&self) -> &Index {
         &self.index
     }
+}
+
+/// The product id of each document of a segment, from its id column: the dictionary is
+/// read once, in order, instead of once per document.
+fn segment_ids(segment: &tantivy::SegmentReader) -> tantivy::Result<Vec<Box<str>>> {
+    let column = segment
+        .fast_fields()
+        .str("id")?
+        .ok_or_else(|| TantivyError::SchemaError("the index has no id column; rebuild it".to_string()))?;
+    let mut by_ord: Vec<Box<str>> = Vec::with_capacity(column.num_terms());
+    let mut terms = column.dictionary().stream()?;
+    while terms.advance() {
+        by_ord.push(String::from_utf8_lossy(terms.key()).into());
+    }
+    (0..segment.max_doc())
+        .map(|doc| {
+            let ord = column.term_ords(doc).next();
+            Ok(ord.and_then(|ord| by_ord.get(ord as usize).cloned()).unwrap_or_default())
+        })
+        .collect()
 }
 
 /// Every facet value of a field, keyed by its lowercased `a > b` path.
