@@ -107,6 +107,15 @@ struct Gathered {
     plan: Option<QueryPlan>,
 }
 
+/// What the lexical source of a request found: its list, the search's counts and facets, the
+/// analysed query, and the milliseconds it took.
+struct LexicalSide {
+    list: Vec<Ranked>,
+    found: LexicalHits,
+    plan: QueryPlan,
+    took: f64,
+}
+
 /// One ranked product with its sources. Its stored data is read only if it reaches the
 /// learned ranker or the results: from `doc` when the lexical index found it.
 struct Ranked {
@@ -334,7 +343,7 @@ impl Engine {
         let config = &self.index.config;
         let mut gathered = Gathered::default();
         // The two sources run side by side: a cold query's encoder pass overlaps BM25.
-        let lexical_side = || -> Result<Option<(Vec<Ranked>, LexicalHits, QueryPlan, f64)>, SearchError> {
+        let lexical_side = || -> Result<Option<LexicalSide>, SearchError> {
             if request.ranker == RankerKind::Dense {
                 return Ok(None);
             }
@@ -348,7 +357,7 @@ impl Engine {
                 let sources = BTreeMap::from([("bm25".to_string(), SourceScore { rank: at + 1, score: hit.score })]);
                 list.push(Ranked { id, score: hit.score, sources, product: None, doc: Some(hit.doc) });
             }
-            Ok(Some((list, found, plan, millis(started))))
+            Ok(Some(LexicalSide { list, found, plan, took: millis(started) }))
         };
         let dense_side = || -> Result<Option<(Vec<Ranked>, f64)>, SearchError> {
             if request.ranker == RankerKind::Bm25 {
@@ -360,7 +369,7 @@ impl Engine {
         };
         let (lexical_found, dense_found) = rayon::join(lexical_side, dense_side);
         let mut lexical_list = Vec::new();
-        if let Some((list, found, plan, took)) = lexical_found? {
+        if let Some(LexicalSide { list, found, plan, took }) = lexical_found? {
             lexical_list = list;
             gathered.plan = Some(plan);
             (gathered.total, gathered.fuzzy, gathered.relaxed, gathered.facets) =
