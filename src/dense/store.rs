@@ -6,8 +6,9 @@
 //! the text recipe). Rebuilding an index reuses the vector of every product whose text and
 //! encoder did not change. Each category's centroid (the unit mean of its products' vectors:
 //! `centroids.json` names them, `centroids.f32` holds them) is computed at build time, so
-//! opening an index reads it instead of every product. Beside them, an HNSW graph ([`AnnIndex`]) answers approximate
-//! nearest-neighbour queries without comparing the query with every product.
+//! opening an index reads it instead of every product. Beside them, an HNSW graph
+//! ([`AnnIndex`]) answers approximate nearest-neighbour queries without comparing the query
+//! with every product.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

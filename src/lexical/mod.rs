@@ -146,12 +146,12 @@ impl LexicalIndex {
         self.reader.searcher()
     }
 
-    /// The best `limit` products for `text` under `filters`.
     /// Analyses a query text into the terms each field searches.
     pub fn analyze(&self, text: &str, config: &LexicalConfig) -> tantivy::Result<QueryPlan> {
         QueryPlan::new(self, &self.reader.searcher(), text, config)
     }
 
+    /// The best `limit` products for the analysed query under `filters`.
     pub fn search(
         &self,
         plan: &QueryPlan,
