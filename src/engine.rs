@@ -146,12 +146,7 @@ impl Engine {
                     DenseError::Model(format!("the index has vectors, but their encoder cannot load: {error}"))
                 })?;
                 if !encoder.made(&info.encoder) {
-                    return Err(DenseError::Model(format!(
-                        "the encoder in {} is not the one that made the index's vectors; rebuild the index \
-                         or pass the encoder it was built with",
-                        encoder_dir.display()
-                    ))
-                    .into());
+                    return Err(DenseError::Model(mismatch(&encoder, &info.encoder, encoder_dir)).into());
                 }
                 (Some(encoder), None)
             }
@@ -185,7 +180,23 @@ impl Engine {
                 dir.display()
             )));
         }
-        self.models = rank::load(dir)?;
+        let models = rank::load(dir)?;
+        let index_encoder = self.index.manifest.dense.as_ref().map(|dense| &dense.encoder);
+        for ranker in models.rankers() {
+            if let (Some(trained), Some(index)) = (&ranker.meta().encoder, index_encoder) {
+                if trained != index {
+                    return Err(ModelError::Invalid(format!(
+                        "the model in {} was trained on an index whose vectors and queries came from another \
+                         encoder or query adapter ({}), so its dense features would mean something else here \
+                         ({}); retrain it on this index with `shelf train`",
+                        dir.display(),
+                        describe_encoder(trained),
+                        describe_encoder(index)
+                    )));
+                }
+            }
+        }
+        self.models = models;
         Ok(self)
     }
 
@@ -263,7 +274,8 @@ impl Engine {
         Err(SearchError::RankerUnavailable { ranker, reason })
     }
 
-    fn encoder(&self) -> Result<&Encoder, SearchError> {
+    /// The encoder that embeds queries, or why dense search is off.
+    pub(crate) fn query_encoder(&self) -> Result<&Encoder, SearchError> {
         self.encoder.as_ref().ok_or_else(|| SearchError::RankerUnavailable {
             ranker: RankerKind::Dense,
             reason: self.dense_problem.clone().unwrap_or_default(),
@@ -285,7 +297,7 @@ impl Engine {
         if let Some(vector) = self.cached_vector(text) {
             return Ok(vector);
         }
-        let vector: Arc<[f32]> = self.encoder()?.embed_query(text)?.into();
+        let vector: Arc<[f32]> = self.query_encoder()?.embed_query(text)?.into();
         self.cache_vector(text, vector.clone());
         Ok(vector)
     }
@@ -295,7 +307,7 @@ impl Engine {
     /// Keeps at most the last 10,000.
     pub fn embed_queries(&self, texts: &[&str], progress: &dyn Fn(usize)) -> Result<(), SearchError> {
         let missing: Vec<&str> = texts.iter().copied().filter(|text| self.cached_vector(text).is_none()).collect();
-        let vectors = self.encoder()?.embed_with_progress(&missing, progress)?;
+        let vectors = self.query_encoder()?.embed_queries(&missing, progress)?;
         for (text, vector) in missing.iter().zip(vectors) {
             self.cache_vector(text, vector.into());
         }
@@ -731,4 +743,47 @@ struct Rerank {
     k: usize,
     explain: bool,
     utility: Weights,
+}
+
+/// An encoder identity in a few words, for errors.
+fn describe_encoder(identity: &crate::dense::EncoderIdentity) -> String {
+    match &identity.query_adapter {
+        Some(adapter) => format!("weights {}, query adapter {}", short(&identity.weights_sha256), short(adapter)),
+        None => format!("weights {}, no query adapter", short(&identity.weights_sha256)),
+    }
+}
+
+/// Why the encoder in `dir` cannot search vectors of `wanted`, and what to do.
+fn mismatch(encoder: &Encoder, wanted: &crate::dense::EncoderIdentity, dir: &Path) -> String {
+    let have = encoder.identity(&wanted.text);
+    if have.weights_sha256 != wanted.weights_sha256 || have.dim != wanted.dim {
+        return format!(
+            "the encoder in {} is not the one that made the index's vectors (weights {}, the index's {}); rebuild \
+             the index with it, or pass the encoder the index was built with (--encoder DIR)",
+            dir.display(),
+            short(&have.weights_sha256),
+            short(&wanted.weights_sha256)
+        );
+    }
+    match (&have.query_adapter, &wanted.query_adapter) {
+        (_, Some(adapter)) => format!(
+            "the index's queries go through the query adapter {} (a directory `shelf train --ranker encoder` \
+             wrote), which {} does not hold; pass that directory with --encoder, or re-index with this encoder",
+            short(adapter),
+            dir.display()
+        ),
+        (Some(adapter), None) => format!(
+            "{} holds the query adapter {}, but the index was built without it; run `shelf index --encoder {}` \
+             (it reuses every vector) to adopt the adapter",
+            dir.display(),
+            short(adapter),
+            dir.display()
+        ),
+        (None, None) => format!("the encoder in {} does not match the index's vectors", dir.display()),
+    }
+}
+
+/// The first 12 hex digits of a sha256: enough to tell files apart in a message.
+fn short(digest: &str) -> String {
+    digest.chars().take(12).collect()
 }

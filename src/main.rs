@@ -57,6 +57,10 @@ struct JudgedArgs {
     /// `qid 0 docid grade` file.
     #[arg(long)]
     qrels: PathBuf,
+    /// Use only the tuning or the reporting part of the queries (split by a hash of the
+    /// query text): train on `tune`, report with `shelf eval --part report`.
+    #[arg(long)]
+    part: Option<shelf::eval::split::Part>,
 }
 
 /// An opened index, its judged queries (`qid`, text) and their judgments.
@@ -65,7 +69,32 @@ type Judged = (Engine, Vec<(String, String)>, trec::Qrels);
 impl JudgedArgs {
     fn load(&self) -> Result<Judged> {
         let engine = Engine::open_with_encoder(&self.index, &self.encoder.dir)?;
-        Ok((engine, read_queries_file(&self.queries)?, read_qrels_file(&self.qrels)?))
+        let queries = read_queries_file(&self.queries)?;
+        let queries = match self.part {
+            Some(part) => part.select(&queries),
+            None => queries,
+        };
+        Ok((engine, queries, read_qrels_file(&self.qrels)?))
+    }
+}
+
+/// What `shelf train` fits: a ranker, or the encoder's query adapter.
+#[derive(Debug, Clone, Copy)]
+enum TrainTarget {
+    Ranker(shelf::train::TrainerKind),
+    Encoder,
+}
+
+impl std::str::FromStr for TrainTarget {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "encoder" => Ok(TrainTarget::Encoder),
+            other => other
+                .parse()
+                .map(TrainTarget::Ranker)
+                .map_err(|_| format!("unknown thing to train '{other}' (lgbm, neural, ensemble or encoder)")),
+        }
     }
 }
 
@@ -101,10 +130,11 @@ const DEFAULT_WITHOUT: &str = "dense_cosine,title_words,query_words";
 
 #[derive(Args, Clone)]
 struct TrainArgsCore {
-    /// lgbm (LightGBM lambdarank, served as `ltr`), neural (the multi-head network) or
-    /// ensemble (both and their blend; serves ltr, neural and ensemble).
+    /// lgbm (LightGBM lambdarank, served as `ltr`), neural (the multi-head network),
+    /// ensemble (both and their blend; serves ltr, neural and ensemble), or encoder (a query
+    /// adapter for the sentence encoder, written as an encoder directory for `--encoder`).
     #[arg(long, default_value = "lgbm")]
-    ranker: shelf::train::TrainerKind,
+    ranker: TrainTarget,
     #[command(flatten)]
     log: LogArgs,
     /// Weight of an unjudged candidate against a judged one in training.
@@ -118,8 +148,8 @@ struct TrainArgsCore {
     folds: usize,
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// A TOML file with an `[lgbm]` table of LightGBM parameters and a `[neural]` table of
-    /// the neural ranker's.
+    /// A TOML file with an `[lgbm]` table of LightGBM parameters, a `[neural]` table of
+    /// the neural ranker's and an `[encoder]` table of the query adapter's.
     #[arg(long)]
     config: Option<PathBuf>,
 }
@@ -518,9 +548,23 @@ fn main() {
         Command::Train(args) => run_train(args),
     };
     if let Err(error) = result {
-        eprintln!("error: {error:#}");
+        eprintln!("error: {}", describe(&error));
         std::process::exit(1);
     }
+}
+
+/// An error and its causes on one line, each cause said once: many errors already carry
+/// their cause's words in their own message.
+fn describe(error: &anyhow::Error) -> String {
+    let mut message = error.to_string();
+    for cause in error.chain().skip(1) {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+    }
+    message
 }
 
 fn run_index(args: IndexArgs) -> Result<()> {
@@ -740,7 +784,10 @@ fn run_demo(args: DemoArgs) -> Result<()> {
         let engine = Engine::open_with_encoder(&index_dir, &args.encoder.dir)?;
         let queries = read_queries_file(&root.join(demo::QUERIES_PATH))?;
         let qrels = read_qrels_file(&root.join(demo::QRELS_PATH))?;
-        let core = TrainArgsCore { ranker: shelf::train::TrainerKind::Ensemble, ..TrainArgsCore::default() };
+        let core = TrainArgsCore {
+            ranker: TrainTarget::Ranker(shelf::train::TrainerKind::Ensemble),
+            ..TrainArgsCore::default()
+        };
         let report = train_model(&engine, &queries, &qrels, &core, &model_dir, true)?;
         println!(
             "trained the demo model {} in {:.1}s (cross-validated nDCG@10 over candidates {:.4}, hybrid order {:.4})",
@@ -990,29 +1037,40 @@ fn train_model(
     out: &Path,
     show_progress: bool,
 ) -> Result<shelf::train::TrainReport> {
-    let (lgbm, neural) = match &core.config {
-        Some(path) => shelf::train::read_params(path)?,
-        None => Default::default(),
+    let TrainTarget::Ranker(ranker) = core.ranker else {
+        bail!("an encoder is trained by `shelf train --ranker encoder`, not as a ranker");
     };
+    let params = train_params(core)?;
     let log_options = core.log.options(show_progress);
     let logged = shelf::train::log_features(engine, queries, qrels, &log_options)?;
     let options = shelf::train::TrainOptions {
-        ranker: core.ranker,
+        ranker,
         folds: core.folds,
         seed: core.seed,
-        lgbm,
-        neural,
+        lgbm: params.lgbm,
+        neural: params.neural,
         unjudged: shelf::train::describe_unjudged(&log_options),
         rerank_depth: core.log.negatives,
         unjudged_weight: core.unjudged_weight,
         without: core.without.clone(),
+        encoder: None,
         show_progress,
     };
     Ok(shelf::train::train(&logged, engine.vectors(), &options, out)?.report)
 }
 
+fn train_params(core: &TrainArgsCore) -> Result<shelf::train::TrainParams> {
+    Ok(match &core.config {
+        Some(path) => shelf::train::read_params(path)?,
+        None => Default::default(),
+    })
+}
+
 fn run_train(args: TrainArgs) -> Result<()> {
     let (engine, queries, qrels) = args.judged.load()?;
+    if let TrainTarget::Encoder = args.core.ranker {
+        return run_train_encoder(&args, &engine, &queries, &qrels);
+    }
     let report = train_model(&engine, &queries, &qrels, &args.core, &args.out, !args.json)?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -1027,6 +1085,43 @@ fn run_train(args: TrainArgs) -> Result<()> {
         report.seconds
     );
     print_train_report(&report, "");
+    Ok(())
+}
+
+fn run_train_encoder(
+    args: &TrainArgs,
+    engine: &Engine,
+    queries: &[(String, String)],
+    qrels: &trec::Qrels,
+) -> Result<()> {
+    use shelf::train::encoder::{train_adapter, EncoderTrainOptions};
+    let options = EncoderTrainOptions {
+        params: train_params(&args.core)?.encoder,
+        seed: args.core.seed,
+        show_progress: !args.json,
+    };
+    let report = train_adapter(engine, &args.judged.encoder.dir, queries, qrels, &options, &args.out)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    println!(
+        "trained {} (a query adapter over {}) on {} pairs of {} queries in {:.1}s",
+        args.out.display(),
+        args.judged.encoder.dir.display(),
+        report.pairs,
+        report.queries,
+        report.train_seconds
+    );
+    println!(
+        "held-out dense nDCG@10 ({} queries): stock encoder {:.4}, adapter {:.4} after {} epochs",
+        report.holdout_queries, report.stock_holdout_ndcg10, report.best_holdout_ndcg10, report.epochs
+    );
+    println!(
+        "use it: shelf index --encoder {0} ... (reuses every vector), then search, eval and serve with --encoder {0}, \
+         and retrain the ranker on the new index",
+        args.out.display()
+    );
     Ok(())
 }
 

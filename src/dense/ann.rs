@@ -10,7 +10,7 @@
 //! ```
 //! use shelf::dense::{AnnIndex, AnnParams, EncoderIdentity, VectorStore};
 //!
-//! let identity = EncoderIdentity { weights_sha256: "-".into(), dim: 2, text: "-".into() };
+//! let identity = EncoderIdentity { weights_sha256: "-".into(), dim: 2, text: "-".into(), query_adapter: None };
 //! let mut store = VectorStore::new(identity);
 //! for (at, angle) in [0.0f32, 0.5, 1.0, 1.5].iter().enumerate() {
 //!     store.push(&format!("p{at}"), String::new(), &[angle.cos(), angle.sin()]);

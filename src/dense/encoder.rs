@@ -11,6 +11,10 @@
 //!   time it is needed (a server never needs it).
 //!
 //! ONNX Runtime itself is a shared library loaded at run time ([`runtime_library`]).
+//!
+//! A directory that also holds a trained [`QueryAdapter`] ([`super::adapter::ADAPTER_FILE`])
+//! applies it to queries, never to products: [`Encoder::embed_query`] and
+//! [`Encoder::embed_queries`] adapt, [`Encoder::embed`] does not.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -20,6 +24,7 @@ use ort::session::Session;
 use ort::value::Tensor;
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
+use super::adapter::{QueryAdapter, ADAPTER_FILE};
 use super::DenseError;
 
 /// Texts encoded together. Texts are sorted by length first, so a batch pads little.
@@ -71,6 +76,8 @@ pub struct Encoder {
     batches: OnceLock<Mutex<Session>>,
     dim: usize,
     weights_sha256: String,
+    /// The shop's query adapter and its file's sha256, when the directory has one.
+    adapter: Option<(QueryAdapter, String)>,
 }
 
 impl Encoder {
@@ -111,9 +118,23 @@ impl Encoder {
             .map_err(|e| DenseError::Tokenizer(e.to_string()))?;
 
         let weights_sha256 = super::model::weights_digest(&need("model.safetensors")?)?;
+        let adapter = match dir.join(ADAPTER_FILE) {
+            path if path.exists() => {
+                let adapter = QueryAdapter::load(&path)?;
+                if adapter.dim() != dim {
+                    return Err(DenseError::Model(format!(
+                        "{} maps {}-long vectors, but the encoder makes {dim}-long ones",
+                        path.display(),
+                        adapter.dim()
+                    )));
+                }
+                Some((adapter, super::model::sha256_file(&path)?))
+            }
+            _ => None,
+        };
         let graph = need(ONNX_FILE)?;
         let queries = (0..cores().min(4)).map(|_| session(&graph, 1).map(Mutex::new)).collect::<Result<_, _>>()?;
-        let encoder = Encoder { graph, tokenizer, queries, batches: OnceLock::new(), dim, weights_sha256 };
+        let encoder = Encoder { graph, tokenizer, queries, batches: OnceLock::new(), dim, weights_sha256, adapter };
         // A session's first run plans its memory: pay for that here, not in the first search.
         for session in &encoder.queries {
             let mut session = session.lock().map_err(|_| poisoned())?;
@@ -122,15 +143,28 @@ impl Encoder {
         Ok(encoder)
     }
 
-    /// What vectors made by this encoder from texts of `recipe` are compatible with.
+    /// What vectors made by this encoder from texts of `recipe` are compatible with: the
+    /// weights that made them and the adapter its queries go through.
     pub fn identity(&self, recipe: &str) -> super::EncoderIdentity {
-        super::EncoderIdentity { weights_sha256: self.weights_sha256.clone(), dim: self.dim, text: recipe.to_string() }
+        super::EncoderIdentity {
+            weights_sha256: self.weights_sha256.clone(),
+            dim: self.dim,
+            text: recipe.to_string(),
+            query_adapter: self.adapter.as_ref().map(|(_, digest)| digest.clone()),
+        }
     }
 
-    /// Whether this encoder made vectors of `identity` (whatever their text), so it can
-    /// embed queries to search them.
+    /// Whether vectors of `identity` (whatever their text) are searched by this encoder's
+    /// queries: the same weights made them, and its queries go through the same adapter.
     pub fn made(&self, identity: &super::EncoderIdentity) -> bool {
-        self.weights_sha256 == identity.weights_sha256 && self.dim == identity.dim
+        self.weights_sha256 == identity.weights_sha256
+            && self.dim == identity.dim
+            && self.adapter.as_ref().map(|(_, digest)| digest) == identity.query_adapter.as_ref()
+    }
+
+    /// The query adapter, when the encoder's directory has one.
+    pub fn adapter(&self) -> Option<&QueryAdapter> {
+        self.adapter.as_ref().map(|(adapter, _)| adapter)
     }
 
     /// Vector length.
@@ -138,8 +172,33 @@ impl Encoder {
         self.dim
     }
 
-    /// The unit-length vector of one query, computed on the calling thread.
+    /// The unit-length vector of one query (through the adapter, if any), computed on the
+    /// calling thread.
     pub fn embed_query(&self, text: &str) -> Result<Vec<f32>, DenseError> {
+        let mut vector = self.embed_one(text)?;
+        self.adapt(&mut vector);
+        Ok(vector)
+    }
+
+    /// Vectors of many queries (through the adapter, if any), batched, in the same order.
+    pub fn embed_queries<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        progress: &dyn Fn(usize),
+    ) -> Result<Vec<Vec<f32>>, DenseError> {
+        let mut vectors = self.embed_with_progress(texts, progress)?;
+        vectors.iter_mut().for_each(|vector| self.adapt(vector));
+        Ok(vectors)
+    }
+
+    fn adapt(&self, vector: &mut [f32]) {
+        if let Some((adapter, _)) = &self.adapter {
+            adapter.apply(vector);
+        }
+    }
+
+    /// The stock vector of one text, on a one-thread session.
+    fn embed_one(&self, text: &str) -> Result<Vec<f32>, DenseError> {
         // A free session if there is one, else wait for the first.
         let mut session = self
             .queries
@@ -149,7 +208,8 @@ impl Encoder {
         Ok(self.run(&mut session, &[text])?.pop().unwrap_or_default())
     }
 
-    /// Unit-length vectors of `texts`, in the same order.
+    /// Unit-length vectors of `texts` (products, or queries before any adapter), in the
+    /// same order.
     pub fn embed<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>, DenseError> {
         self.embed_with_progress(texts, &|_| {})
     }
@@ -161,7 +221,7 @@ impl Encoder {
         progress: &dyn Fn(usize),
     ) -> Result<Vec<Vec<f32>>, DenseError> {
         if let [one] = texts {
-            let vector = self.embed_query(one.as_ref())?;
+            let vector = self.embed_one(one.as_ref())?;
             progress(1);
             return Ok(vec![vector]);
         }

@@ -6,7 +6,9 @@
 //!   sentence-transformers directory;
 //! - [`Encoder`] runs the model's ONNX export on ONNX Runtime: the BERT forward pass,
 //!   a mean over real tokens and L2 normalisation, so a dot product is the cosine
-//!   similarity.
+//!   similarity;
+//! - [`QueryAdapter`] is a shop's learned correction to its query vectors
+//!   (`shelf train --ranker encoder`).
 //!
 //! ```no_run
 //! use shelf::dense::Encoder;
@@ -17,11 +19,13 @@
 //! assert!(cosine > 0.5);
 //! ```
 
+pub mod adapter;
 pub mod ann;
 mod encoder;
 pub mod model;
 pub mod store;
 
+pub use adapter::QueryAdapter;
 pub use ann::{AnnIndex, AnnParams};
 pub use encoder::Encoder;
 pub use store::{EncoderIdentity, VectorStore};

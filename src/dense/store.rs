@@ -35,6 +35,18 @@ pub struct EncoderIdentity {
     pub dim: usize,
     /// How a product becomes text, e.g. `title | brand | category`.
     pub text: String,
+    /// sha256 of the query adapter the index's queries go through, if any. It changes how
+    /// queries are embedded, not products: vectors are reused across adapters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_adapter: Option<String>,
+}
+
+impl EncoderIdentity {
+    /// Whether `other` embeds products exactly as this does (same weights and text), so its
+    /// product vectors can be reused, whatever adapter its queries go through.
+    pub fn same_products(&self, other: &EncoderIdentity) -> bool {
+        self.weights_sha256 == other.weights_sha256 && self.dim == other.dim && self.text == other.text
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

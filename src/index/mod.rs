@@ -170,7 +170,7 @@ fn embed_catalog(
     let started = Instant::now();
     let parts = &options.config.dense.text;
     let identity = encoder.identity(&dense::text_recipe(parts));
-    let old = VectorStore::load(&previous.join(DENSE_DIR)).ok().filter(|store| store.identity == identity);
+    let old = VectorStore::load(&previous.join(DENSE_DIR)).ok().filter(|store| store.identity.same_products(&identity));
     let reusable = old.as_ref().map(VectorStore::reusable).unwrap_or_default();
     let texts: Vec<String> = products.iter().map(|p| dense::product_text(p, parts)).collect();
     let hashes: Vec<String> = texts.iter().map(|text| dense::store::text_hash(text)).collect();

@@ -65,6 +65,10 @@ pub struct ModelMeta {
     /// Features blanked in training (the model ignores them).
     #[serde(default)]
     pub without: Vec<String>,
+    /// The encoder (and query adapter) of the index the features were logged from: its
+    /// dense features mean something else under another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<crate::dense::EncoderIdentity>,
 }
 
 impl ModelMeta {

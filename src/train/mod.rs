@@ -27,6 +27,7 @@
 //! println!("cross-validated nDCG@10 {:.4}", trained.report.cv_ndcg10);
 //! ```
 
+pub mod encoder;
 pub mod ensemble;
 pub mod lgbm;
 pub mod neural;
@@ -313,6 +314,9 @@ pub struct TrainOptions {
     /// other catalogues): they are blanked to missing in training, so the model cannot use
     /// them.
     pub without: Vec<String>,
+    /// The encoder identity of the index the rows were logged from (recorded in
+    /// `meta.json`; [`train`] fills it in from the vectors it is given).
+    pub encoder: Option<crate::dense::EncoderIdentity>,
     pub show_progress: bool,
 }
 
@@ -328,26 +332,30 @@ impl Default for TrainOptions {
             rerank_depth: LogOptions::default().negatives,
             unjudged_weight: 1.0,
             without: Vec::new(),
+            encoder: None,
             show_progress: false,
         }
     }
 }
 
-/// The `[lgbm]` and `[neural]` tables of a training configuration file (each optional,
-/// every key optional).
-pub fn read_params(path: &Path) -> Result<(LgbmParams, NeuralParams), TrainError> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct File {
-        #[serde(default)]
-        lgbm: LgbmParams,
-        #[serde(default)]
-        neural: NeuralParams,
-    }
+/// The parameters a training configuration file can set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainParams {
+    #[serde(default)]
+    pub lgbm: LgbmParams,
+    #[serde(default)]
+    pub neural: NeuralParams,
+    /// The query adapter's (`--ranker encoder`).
+    #[serde(default)]
+    pub encoder: encoder::AdapterParams,
+}
+
+/// The `[lgbm]`, `[neural]` and `[encoder]` tables of a training configuration file (each
+/// optional, every key optional).
+pub fn read_params(path: &Path) -> Result<TrainParams, TrainError> {
     let text = std::fs::read_to_string(path).map_err(io(path))?;
-    let file: File = toml::from_str(&text)
-        .map_err(|e| TrainError::Config { path: path.display().to_string(), message: e.to_string() })?;
-    Ok((file.lgbm, file.neural))
+    toml::from_str(&text).map_err(|e| TrainError::Config { path: path.display().to_string(), message: e.to_string() })
 }
 
 /// How a log treated unjudged candidates, in words.
@@ -413,18 +421,35 @@ pub fn train(
     options: &TrainOptions,
     out: &Path,
 ) -> Result<Trained, TrainError> {
+    let options = &TrainOptions { encoder: vectors.map(|v| v.identity.clone()), ..options.clone() };
+    write_model_dir(out, |staging| train_blanked(logged, vectors, options, staging))
+}
+
+/// Fails unless `out` is absent, empty or a model directory (one with `meta.json`): what
+/// training may replace.
+pub(crate) fn check_replaceable(out: &Path) -> Result<(), TrainError> {
     if out.exists() && !out.join(META_FILE).exists() && std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some()) {
         return Err(TrainError::Invalid(format!(
             "refusing to replace {}: it exists and is not a model directory; choose another --out",
             out.display()
         )));
     }
-    // Everything is written beside `out` and swapped in when complete: a failed training
-    // never leaves a half-written or mixed model behind.
+    Ok(())
+}
+
+/// Writes a model directory: `write` fills a staging directory beside `out`, which replaces
+/// `out` only when complete, so a failed training never leaves a half-written or mixed
+/// model behind. A directory that exists and is not a model (no `meta.json`) is never
+/// replaced.
+pub(crate) fn write_model_dir<T>(
+    out: &Path,
+    write: impl FnOnce(&Path) -> Result<T, TrainError>,
+) -> Result<T, TrainError> {
+    check_replaceable(out)?;
     let name = out.file_name().map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
     let staging = out.with_file_name(format!(".{name}.training"));
     let _ = std::fs::remove_dir_all(&staging);
-    let result = train_blanked(logged, vectors, options, &staging);
+    let result = write(&staging);
     if result.is_ok() {
         let old = out.with_file_name(format!(".{name}.old"));
         let _ = std::fs::remove_dir_all(&old);
@@ -665,6 +690,7 @@ pub(crate) fn meta(
         unjudged: options.unjudged.clone(),
         rerank_depth: options.rerank_depth,
         without: options.without.clone(),
+        encoder: options.encoder.clone(),
     }
 }
 

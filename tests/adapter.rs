@@ -1,0 +1,176 @@
+//! The query adapter: its file, the encoder directory that carries it, the index's refusal
+//! of an encoder its vectors were not made for, and its training on the demo shop.
+
+mod common;
+
+use std::path::Path;
+
+use rand::{Rng, SeedableRng};
+use shelf::dense::adapter::{write_encoder_dir, ADAPTER_FILE};
+use shelf::dense::{Encoder, QueryAdapter};
+use shelf::engine::Engine;
+use shelf::eval::split::Part;
+use shelf::search::{RankerKind, SearchRequest};
+use shelf::train::encoder::{fit, train_adapter, AdapterParams, EncoderTrainOptions, PairSet};
+use shelf::train::{log_features, train, LogOptions, TrainOptions};
+
+/// A small random map, far enough from zero to move queries.
+fn random_adapter(dim: usize, seed: u64) -> QueryAdapter {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    QueryAdapter::new(dim, (0..dim * dim).map(|_| rng.random_range(-0.05..0.05)).collect()).unwrap()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Copies an index directory (its files are small next to the encoder's).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn an_adapter_survives_its_file_and_moves_queries_only() {
+    let adapter = random_adapter(384, 7);
+    let dir = tempfile::tempdir().unwrap();
+    let encoder_dir = dir.path().join("encoder");
+    let path = write_encoder_dir(&common::encoder_dir(), &adapter, &encoder_dir).unwrap();
+    assert_eq!(QueryAdapter::load(&path).unwrap(), adapter);
+
+    let stock = Encoder::load(&common::encoder_dir()).unwrap();
+    let adapted = Encoder::load(&encoder_dir).unwrap();
+    // Products are embedded as the stock encoder does …
+    let product = "Glacier Bay 36 in. Vanity in Grey";
+    assert_eq!(adapted.embed(&[product, "deck over"]).unwrap(), stock.embed(&[product, "deck over"]).unwrap());
+    // … queries go through the adapter, one at a time or in a batch.
+    let mut expected = stock.embed_query("deck over").unwrap();
+    adapter.apply(&mut expected);
+    let one = adapted.embed_query("deck over").unwrap();
+    let batch = adapted.embed_queries(&["deck over", "36 in vanity grey"], &|_| {}).unwrap();
+    assert!(cosine(&one, &expected) > 0.9999);
+    assert!(cosine(&batch[0], &expected) > 0.999);
+    assert!(cosine(&one, &stock.embed_query("deck over").unwrap()) < 0.999, "the adapter moved nothing");
+    assert!((cosine(&one, &one) - 1.0).abs() < 1e-5, "adapted queries stay unit length");
+    let identity = adapted.identity("title");
+    assert_eq!(identity.query_adapter.as_deref(), Some(shelf::dense::model::sha256_file(&path).unwrap().as_str()));
+    assert!(identity.same_products(&stock.identity("title")));
+
+    // A damaged adapter file is refused, naming the file; so is one of another size.
+    std::fs::write(&path, b"not a safetensors file").unwrap();
+    let error = Encoder::load(&encoder_dir).err().expect("a damaged adapter is refused").to_string();
+    assert!(error.contains(ADAPTER_FILE), "{error}");
+    random_adapter(8, 1).save(&path).unwrap();
+    let error = Encoder::load(&encoder_dir).err().expect("an adapter of another size is refused").to_string();
+    assert!(error.contains("8-long"), "{error}");
+}
+
+#[test]
+fn an_index_serves_only_the_queries_its_vectors_were_made_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let encoder_dir = dir.path().join("encoder");
+    write_encoder_dir(&common::encoder_dir(), &random_adapter(384, 3), &encoder_dir).unwrap();
+
+    // The stock index refuses the adapter: its queries would land where nothing was tuned.
+    let error = Engine::open_with_encoder(common::demo_index(), &encoder_dir).err().expect("refused").to_string();
+    assert!(error.contains("query adapter") && error.contains("shelf index --encoder"), "{error}");
+
+    // Re-indexing with the adapter keeps every product vector and records the adapter …
+    let index = dir.path().join("index");
+    copy_dir(common::demo_index(), &index);
+    let adapted = Encoder::load(&encoder_dir).unwrap();
+    common::build_index_with(
+        &common::repo_root().join(shelf::demo::CATALOG_PATH),
+        shelf::catalog::Format::Jsonl,
+        Some(&adapted),
+        &index,
+    );
+    let engine = Engine::open_with_encoder(&index, &encoder_dir).unwrap();
+    let dense = engine.manifest().dense.as_ref().unwrap();
+    assert_eq!(dense.reused, dense.vectors, "an adapter re-embeds no product");
+    assert!(dense.encoder.query_adapter.is_some());
+    let mut request = SearchRequest::new("grey sofa").with_k(5);
+    request.ranker = RankerKind::Dense;
+    assert_eq!(engine.search(&request).unwrap().results.len(), 5);
+
+    // … after which the stock encoder is the one refused.
+    let error = Engine::open_with_encoder(&index, &common::encoder_dir()).err().expect("refused").to_string();
+    assert!(error.contains("query adapter"), "{error}");
+
+    // A ranker trained on the stock index serves it, and is refused on the adapter's index,
+    // whose dense features mean something else.
+    let stock = Engine::open_with_encoder(common::demo_index(), &common::encoder_dir()).unwrap();
+    let (queries, qrels) = common::demo_judgments();
+    let logged = log_features(&stock, &queries[..60], &qrels, &LogOptions::default()).unwrap();
+    let model = dir.path().join("model");
+    train(&logged, stock.vectors(), &TrainOptions { folds: 2, ..TrainOptions::default() }, &model).unwrap();
+    assert!(stock.with_model(&model).is_ok());
+    let error = engine.with_model(&model).err().expect("refused").to_string();
+    assert!(error.contains("retrain it on this index"), "{error}");
+}
+
+#[test]
+fn training_lowers_the_loss_and_a_seed_reproduces_it() {
+    let engine = Engine::open_with_encoder(common::demo_index(), &common::encoder_dir()).unwrap();
+    let (queries, qrels) = common::demo_judgments();
+    let params = AdapterParams { batch: 64, learning_rate: 1e-3, ..AdapterParams::default() };
+    let set = PairSet::build(&engine, &Part::Tune.select(&queries), &qrels, &params, false).unwrap();
+    assert!(set.queries() > 100 && set.pairs() >= set.queries(), "{} queries, {} pairs", set.queries(), set.pairs());
+    let everyone: Vec<usize> = (0..set.queries()).collect();
+    let run = |seed: u64| {
+        let options = EncoderTrainOptions { params: params.clone(), seed, show_progress: false };
+        fit(&set, &engine, &everyone, None, 4, &options, &|_| {}).unwrap()
+    };
+    let (first, again, other) = (run(1), run(1), run(2));
+    let losses: Vec<f64> = first.history.iter().map(|e| e.loss).collect();
+    assert_eq!(losses.len(), 4);
+    assert!(losses[3] < losses[0] * 0.95, "the contrastive loss should fall: {losses:?}");
+    assert_eq!(first.adapter, again.adapter, "the same seed must give the same map");
+    assert_ne!(first.adapter, other.adapter, "another seed shuffles the pairs otherwise");
+    assert!(first.adapter.matrix().iter().any(|&v| v != 0.0));
+}
+
+#[test]
+fn an_adapter_trained_on_the_tune_part_writes_an_encoder_directory() {
+    let engine = Engine::open_with_encoder(common::demo_index(), &common::encoder_dir()).unwrap();
+    let (queries, qrels) = common::demo_judgments();
+    let tune = Part::Tune.select(&queries);
+    assert!(tune.iter().all(|(_, text)| Part::of(text) == Part::Tune));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo-encoder");
+    let options = EncoderTrainOptions {
+        params: AdapterParams {
+            batch: 64,
+            learning_rate: 1e-3,
+            max_epochs: 6,
+            patience: 2,
+            ..AdapterParams::default()
+        },
+        ..EncoderTrainOptions::default()
+    };
+    let report = train_adapter(&engine, &common::encoder_dir(), &tune, &qrels, &options, &out).unwrap();
+    // Every tune query with a product graded 4 or more trains it; no report query does.
+    let with_positive =
+        tune.iter().filter(|(qid, _)| qrels.get(qid).is_some_and(|grades| grades.values().any(|&g| g >= 4))).count();
+    assert_eq!(report.queries, with_positive);
+    assert!(report.best_holdout_ndcg10 > report.stock_holdout_ndcg10, "{report:?}");
+    assert!(report.epochs >= 1 && report.epochs <= 6);
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["kind"], "query-adapter");
+    assert_eq!(meta["adapter_sha256"], shelf::dense::model::sha256_file(&out.join(ADAPTER_FILE)).unwrap());
+    assert_eq!(meta["base_weights_sha256"], engine.vectors().unwrap().identity.weights_sha256);
+    // The directory is an encoder: it loads and embeds.
+    let encoder = Encoder::load(&out).unwrap();
+    assert_eq!(encoder.embed_query("grey sofa").unwrap().len(), 384);
+    // A directory that is not a model is never replaced (and training does not start).
+    let error = train_adapter(&engine, &common::encoder_dir(), &tune, &qrels, &options, dir.path()).unwrap_err();
+    assert!(error.to_string().contains("refusing to replace"), "{error}");
+}
