@@ -135,6 +135,17 @@ fn training_lowers_the_loss_and_a_seed_reproduces_it() {
     assert_eq!(first.adapter, again.adapter, "the same seed must give the same map");
     assert_ne!(first.adapter, other.adapter, "another seed shuffles the pairs otherwise");
     assert!(first.adapter.matrix().iter().any(|&v| v != 0.0));
+
+    // Hard negatives (products the stock encoder ranks high that are not relevant) make the
+    // task harder: the same map scores a higher loss against them.
+    let hard = AdapterParams { hard_negatives: 4, ..params.clone() };
+    let hard_set = PairSet::build(&engine, &Part::Tune.select(&queries), &qrels, &hard, false).unwrap();
+    let one_epoch = |set: &PairSet, params: &AdapterParams| {
+        let options = EncoderTrainOptions { params: params.clone(), seed: 1, show_progress: false };
+        fit(set, &engine, &everyone, None, 1, &options, &|_| {}).unwrap()
+    };
+    let (with_hard, without) = (one_epoch(&hard_set, &hard), one_epoch(&set, &params));
+    assert!(with_hard.history[0].loss > without.history[0].loss, "{:?} vs {:?}", with_hard.history, without.history);
 }
 
 #[test]
