@@ -78,6 +78,13 @@ impl JudgedArgs {
     }
 }
 
+/// How `shelf train --ranker encoder` trains the encoder.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum EncoderMethod {
+    Adapter,
+    Full,
+}
+
 /// What `shelf train` fits: a ranker, or the encoder's query adapter.
 #[derive(Debug, Clone, Copy)]
 enum TrainTarget {
@@ -186,6 +193,10 @@ struct TrainArgs {
     out: PathBuf,
     #[command(flatten)]
     core: TrainArgsCore,
+    /// With --ranker encoder: `adapter` (a map of the query vector; the catalogue keeps its
+    /// vectors) or `full` (fine-tunes the whole encoder; the catalogue is re-embedded).
+    #[arg(long, default_value = "adapter")]
+    method: EncoderMethod,
     #[arg(long)]
     json: bool,
 }
@@ -1095,11 +1106,37 @@ fn run_train_encoder(
     qrels: &trec::Qrels,
 ) -> Result<()> {
     use shelf::train::encoder::{train_adapter, EncoderTrainOptions};
-    let options = EncoderTrainOptions {
-        params: train_params(&args.core)?.encoder,
-        seed: args.core.seed,
-        show_progress: !args.json,
-    };
+    let params = train_params(&args.core)?;
+    let options = EncoderTrainOptions { params: params.encoder, seed: args.core.seed, show_progress: !args.json };
+    if let EncoderMethod::Full = args.method {
+        let base = &args.judged.encoder.dir;
+        let report =
+            shelf::train::finetune::finetune(engine, base, queries, qrels, &options, &params.finetune, &args.out)?;
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+            return Ok(());
+        }
+        println!(
+            "fine-tuned {} from {} on {} of {} pairs ({} queries; {} steps) in {:.1}s",
+            args.out.display(),
+            base.display(),
+            report.pairs_seen.min(report.pairs),
+            report.pairs,
+            report.queries,
+            report.steps,
+            report.train_seconds
+        );
+        println!(
+            "loss {:.4} -> {:.4}; held-out loss {:.4} -> {:.4}; ONNX export agrees (cosine >= {:.5})",
+            report.first_loss,
+            report.last_loss,
+            report.holdout_loss_before,
+            report.holdout_loss_after,
+            report.export_cosine
+        );
+        println!("use it: shelf index --encoder {} ... re-embeds every product", args.out.display());
+        return Ok(());
+    }
     let report = train_adapter(engine, &args.judged.encoder.dir, queries, qrels, &options, &args.out)?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);

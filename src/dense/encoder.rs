@@ -66,6 +66,13 @@ fn runtime() -> Result<&'static ort::environment::Environment, DenseError> {
     outcome.as_ref().map_err(|e| DenseError::Runtime(e.clone()))
 }
 
+/// Texts as token ids and attention mask (1 on real tokens), row-major `[texts, width]`.
+pub struct Tokens {
+    pub ids: Vec<u32>,
+    pub mask: Vec<u32>,
+    pub width: usize,
+}
+
 /// A loaded sentence encoder.
 pub struct Encoder {
     graph: PathBuf,
@@ -246,17 +253,25 @@ impl Encoder {
         Ok(vectors)
     }
 
-    /// One forward pass over `texts`, padded to the longest of them.
-    fn run(&self, session: &mut Session, texts: &[&str]) -> Result<Vec<Vec<f32>>, DenseError> {
+    /// `texts` as the model reads them: token ids and attention mask, row-major
+    /// `[texts, width]`, padded to the longest and truncated as the model was trained.
+    pub fn tokens(&self, texts: &[&str]) -> Result<Tokens, DenseError> {
         let encodings =
             self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| DenseError::Tokenizer(e.to_string()))?;
         let width = encodings.first().map_or(0, |e| e.get_ids().len());
-        let shape = [texts.len(), width];
-        let flat = |pick: &dyn Fn(&tokenizers::Encoding) -> &[u32]| -> Vec<i64> {
-            encodings.iter().flat_map(|e| pick(e).iter().map(|&v| v as i64)).collect()
+        let flat = |pick: &dyn Fn(&tokenizers::Encoding) -> &[u32]| -> Vec<u32> {
+            encodings.iter().flat_map(|e| pick(e).iter().copied()).collect()
         };
-        let ids = Tensor::from_array((shape, flat(&|e| e.get_ids())))?;
-        let mask = Tensor::from_array((shape, flat(&|e| e.get_attention_mask())))?;
+        Ok(Tokens { ids: flat(&|e| e.get_ids()), mask: flat(&|e| e.get_attention_mask()), width })
+    }
+
+    /// One forward pass over `texts`, padded to the longest of them.
+    fn run(&self, session: &mut Session, texts: &[&str]) -> Result<Vec<Vec<f32>>, DenseError> {
+        let tokens = self.tokens(texts)?;
+        let shape = [texts.len(), tokens.width];
+        let wide = |values: &[u32]| values.iter().map(|&v| v as i64).collect::<Vec<i64>>();
+        let ids = Tensor::from_array((shape, wide(&tokens.ids)))?;
+        let mask = Tensor::from_array((shape, wide(&tokens.mask)))?;
         let outputs = session.run(ort::inputs!["input_ids" => ids, "attention_mask" => mask])?;
         let (_, values) = outputs["sentence_embedding"].try_extract_tensor::<f32>()?;
         if values.len() != texts.len() * self.dim {

@@ -21,13 +21,14 @@
 
 pub mod adapter;
 pub mod ann;
+pub mod bert;
 mod encoder;
 pub mod model;
 pub mod store;
 
 pub use adapter::QueryAdapter;
 pub use ann::{AnnIndex, AnnParams};
-pub use encoder::Encoder;
+pub use encoder::{Encoder, Tokens, ONNX_FILE};
 pub use store::{EncoderIdentity, VectorStore};
 
 use serde::{Deserialize, Serialize};

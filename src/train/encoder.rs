@@ -245,6 +245,57 @@ impl PairSet {
         self.queries.iter().map(|q| q.positives.len()).sum()
     }
 
+    /// The (query, positive row) pairs of the queries at `which`.
+    pub fn pairs_of(&self, which: &[usize]) -> Vec<(usize, usize)> {
+        which.iter().flat_map(|&q| self.queries[q].positives.iter().map(move |&row| (q, row))).collect()
+    }
+
+    pub fn text(&self, query: usize) -> &str {
+        &self.queries[query].text
+    }
+
+    /// sha256 over the training queries and their judgments.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Every product row a pair or a hard negative names.
+    pub fn rows(&self) -> std::collections::BTreeSet<usize> {
+        self.queries.iter().flat_map(|q| q.positives.iter().chain(&q.hard).copied()).collect()
+    }
+
+    /// The columns a batch of pairs is scored against — its positives, then `hard` hard
+    /// negatives of each query — and the additive mask (row-major, rows × columns) that
+    /// keeps a row's other relevant products from counting as its negatives.
+    pub fn columns(
+        &self,
+        batch: &[(usize, usize)],
+        hard: usize,
+        rng: &mut rand::rngs::StdRng,
+    ) -> (Vec<usize>, Vec<f32>) {
+        let mut columns: Vec<usize> = batch.iter().map(|&(_, row)| row).collect();
+        for &(q, _) in batch {
+            let mined = &self.queries[q].hard;
+            columns.extend(mined.choose_multiple(rng, hard.min(mined.len())).copied());
+        }
+        // Where each product sits among the columns, so each row visits only its own masked
+        // products (a handful) rather than every column.
+        let mut at: HashMap<usize, Vec<usize>> = HashMap::with_capacity(columns.len());
+        for (j, &row) in columns.iter().enumerate() {
+            at.entry(row).or_default().push(j);
+        }
+        let mut mask = vec![0f32; batch.len() * columns.len()];
+        for (i, &(q, own)) in batch.iter().enumerate() {
+            let masked = self.queries[q].masked.iter().chain(std::iter::once(&own));
+            for &j in masked.filter_map(|row| at.get(row)).flatten() {
+                if j != i {
+                    mask[i * columns.len() + j] = -1e9;
+                }
+            }
+        }
+        (columns, mask)
+    }
+
     /// Splits query positions into (training, held out) by a hash of each query's text.
     pub fn split(&self, share: f64) -> (Vec<usize>, Vec<usize>) {
         (0..self.queries.len()).partition(|&at| {
@@ -286,8 +337,7 @@ pub fn fit(
         ParamsAdamW { lr: params.learning_rate, weight_decay: 0.0, ..ParamsAdamW::default() },
     )?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed);
-    let mut pairs: Vec<(usize, usize)> =
-        train.iter().flat_map(|&q| set.queries[q].positives.iter().map(move |&row| (q, row))).collect();
+    let mut pairs = set.pairs_of(train);
     let score = |matrix: Vec<f32>| -> Result<f64, TrainError> {
         let adapter = QueryAdapter::new(dim, matrix).map_err(|e| TrainError::Invalid(e.to_string()))?;
         Ok(holdout.map_or(0.0, |held| holdout_ndcg10(set, engine, store, held, Some(&adapter))))
@@ -330,27 +380,7 @@ fn step(
 ) -> Result<Tensor, TrainError> {
     let device = Device::Cpu;
     let dim = set.dim;
-    // Columns: the batch's positives, then each query's hard negatives.
-    let mut columns: Vec<usize> = batch.iter().map(|&(_, row)| row).collect();
-    for &(q, _) in batch {
-        let hard = &set.queries[q].hard;
-        columns.extend(hard.choose_multiple(rng, params.hard_negatives.min(hard.len())).copied());
-    }
-    // Where each product sits among the columns, so each row visits only its own masked
-    // products (a handful) rather than every column.
-    let mut at: HashMap<usize, Vec<usize>> = HashMap::with_capacity(columns.len());
-    for (j, &row) in columns.iter().enumerate() {
-        at.entry(row).or_default().push(j);
-    }
-    let mut mask = vec![0f32; batch.len() * columns.len()];
-    for (i, &(q, own)) in batch.iter().enumerate() {
-        let masked = set.queries[q].masked.iter().chain(std::iter::once(&own));
-        for &j in masked.filter_map(|row| at.get(row)).flatten() {
-            if j != i {
-                mask[i * columns.len() + j] = -1e9;
-            }
-        }
-    }
+    let (columns, mask) = set.columns(batch, params.hard_negatives, rng);
     let queries: Vec<f32> = batch.iter().flat_map(|&(q, _)| set.queries[q].vector.iter().copied()).collect();
     let products: Vec<f32> = columns.iter().flat_map(|&row| store.vector(row).iter().copied()).collect();
     let queries = Tensor::from_vec(queries, (batch.len(), dim), &device)?;
@@ -459,11 +489,16 @@ pub fn train_adapter(
             trained_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             train_seconds: started.elapsed().as_secs_f64(),
         };
-        let meta = staging.join(META_FILE);
-        let text = serde_json::to_string_pretty(&report).map_err(|e| TrainError::Invalid(e.to_string()))?;
-        std::fs::write(&meta, text).map_err(io(&meta))?;
+        super::encoder::write_meta(staging, &report)?;
         Ok(report)
     })
+}
+
+/// Writes a trained encoder's report as its directory's `meta.json`.
+pub(crate) fn write_meta(dir: &Path, report: &impl Serialize) -> Result<(), TrainError> {
+    let meta = dir.join(META_FILE);
+    let text = serde_json::to_string_pretty(report).map_err(|e| TrainError::Invalid(e.to_string()))?;
+    std::fs::write(&meta, text).map_err(io(&meta))
 }
 
 fn vectors(engine: &Engine) -> Result<&VectorStore, TrainError> {

@@ -29,6 +29,7 @@
 
 pub mod encoder;
 pub mod ensemble;
+pub mod finetune;
 pub mod lgbm;
 pub mod neural;
 
@@ -346,13 +347,16 @@ pub struct TrainParams {
     pub lgbm: LgbmParams,
     #[serde(default)]
     pub neural: NeuralParams,
-    /// The query adapter's (`--ranker encoder`).
+    /// The encoder's training pairs and the query adapter's (`--ranker encoder`).
     #[serde(default)]
     pub encoder: encoder::AdapterParams,
+    /// Full fine-tuning's (`--ranker encoder --method full`).
+    #[serde(default)]
+    pub finetune: finetune::FinetuneParams,
 }
 
-/// The `[lgbm]`, `[neural]` and `[encoder]` tables of a training configuration file (each
-/// optional, every key optional).
+/// The `[lgbm]`, `[neural]`, `[encoder]` and `[finetune]` tables of a training
+/// configuration file (each optional, every key optional).
 pub fn read_params(path: &Path) -> Result<TrainParams, TrainError> {
     let text = std::fs::read_to_string(path).map_err(io(path))?;
     toml::from_str(&text).map_err(|e| TrainError::Config { path: path.display().to_string(), message: e.to_string() })

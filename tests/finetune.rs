@@ -1,0 +1,61 @@
+//! Full fine-tuning of the sentence encoder: the trainable network is the served encoder,
+//! training lowers the loss, and what it writes serves through ONNX Runtime.
+
+mod common;
+
+use candle_core::{Device, Tensor};
+use shelf::dense::bert::TrainableBert;
+use shelf::dense::Encoder;
+use shelf::engine::Engine;
+use shelf::eval::split::Part;
+use shelf::train::encoder::{AdapterParams, EncoderTrainOptions};
+use shelf::train::finetune::{finetune, FinetuneParams};
+
+fn vectors(encoder: &Encoder, bert: &TrainableBert, texts: &[&str]) -> Vec<Vec<f32>> {
+    let tokens = encoder.tokens(texts).unwrap();
+    let shape = (texts.len(), tokens.width);
+    let ids = Tensor::from_vec(tokens.ids, shape, &Device::Cpu).unwrap();
+    let mask = Tensor::from_vec(tokens.mask, shape, &Device::Cpu).unwrap();
+    bert.forward(&ids, &mask).unwrap().to_vec2::<f32>().unwrap()
+}
+
+#[test]
+fn the_trainable_network_is_the_served_encoder() {
+    let encoder = Encoder::load(&common::encoder_dir()).unwrap();
+    let bert = TrainableBert::load(&common::encoder_dir()).unwrap();
+    let long = "vanity ".repeat(300);
+    // Short and long texts in one padded batch: the mask must keep padding out.
+    let texts = ["deck over", "Glacier Bay 36 in. Vanity in Grey with Marble Top", "x", long.as_str()];
+    let reference = encoder.embed(&texts).unwrap();
+    for (text, (ours, theirs)) in texts.iter().zip(vectors(&encoder, &bert, &texts).iter().zip(&reference)) {
+        let cosine: f32 = ours.iter().zip(theirs).map(|(a, b)| a * b).sum();
+        assert!(cosine > 0.9999, "{cosine} for {:.40}", text);
+    }
+}
+
+#[test]
+fn fine_tuning_lowers_the_held_out_loss_and_its_export_serves() {
+    let engine = Engine::open_with_encoder(common::demo_index(), &common::encoder_dir()).unwrap();
+    let (queries, qrels) = common::demo_judgments();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo-finetuned");
+    let options = EncoderTrainOptions { params: AdapterParams::default(), seed: 3, show_progress: false };
+    // A short budget: a few dozen steps are enough to move the held-out loss.
+    let params = FinetuneParams { max_minutes: 0.5, learning_rate: 1e-4, batch: 16, ..FinetuneParams::default() };
+    let report =
+        finetune(&engine, &common::encoder_dir(), &Part::Tune.select(&queries), &qrels, &options, &params, &out)
+            .unwrap();
+    assert!(report.steps >= 5, "{report:?}");
+    assert!(report.holdout_loss_after < report.holdout_loss_before, "{report:?}");
+    assert!(report.export_cosine >= 0.999, "{report:?}");
+    assert_ne!(report.weights_sha256, report.base_weights_sha256);
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["kind"], "fine-tuned");
+    assert_eq!(meta["onnx_sha256"], shelf::dense::model::sha256_file(&out.join("model.onnx")).unwrap());
+    // It serves, and an index embedded by the stock encoder refuses it: its products moved too.
+    let tuned = Encoder::load(&out).unwrap();
+    assert_eq!(tuned.embed_query("grey sofa").unwrap().len(), 384);
+    let error = Engine::open_with_encoder(common::demo_index(), &out).err().expect("refused").to_string();
+    assert!(error.contains("not the one that made the index's vectors"), "{error}");
+}
