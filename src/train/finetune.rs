@@ -119,7 +119,7 @@ pub fn finetune(
     let total = (pairs.len() * params.epochs) as u64;
     let bar = crate::progress::bar(total, "pairs", options.show_progress);
     let training = Instant::now();
-    let mut losses = Vec::new();
+    let (mut losses, mut seen) = (Vec::new(), 0);
     'epochs: for _ in 0..params.epochs {
         pairs.shuffle(&mut rng);
         for chunk in pairs.chunks(batch) {
@@ -130,6 +130,7 @@ pub fn finetune(
             optimizer.backward_step(&loss)?;
             let value = loss.to_scalar::<f32>()? as f64;
             losses.push(value);
+            seen += chunk.len();
             bar.set_message(format!("loss {value:.3}"));
             bar.inc(chunk.len() as u64);
         }
@@ -155,7 +156,7 @@ pub fn finetune(
             data_fingerprint: set.fingerprint().to_string(),
             queries: set.queries(),
             pairs: set.pairs(),
-            pairs_seen: losses.len() * batch,
+            pairs_seen: seen,
             steps: losses.len(),
             first_loss,
             last_loss,
