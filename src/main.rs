@@ -69,12 +69,16 @@ type Judged = (Engine, Vec<(String, String)>, trec::Qrels);
 impl JudgedArgs {
     fn load(&self) -> Result<Judged> {
         let engine = Engine::open_with_encoder(&self.index, &self.encoder.dir)?;
-        let queries = read_queries_file(&self.queries)?;
-        let queries = match self.part {
-            Some(part) => part.select(&queries),
-            None => queries,
-        };
+        let queries = in_part(read_queries_file(&self.queries)?, self.part);
         Ok((engine, queries, read_qrels_file(&self.qrels)?))
+    }
+}
+
+/// The queries of `part`, or all of them.
+fn in_part(queries: Vec<(String, String)>, part: Option<shelf::eval::split::Part>) -> Vec<(String, String)> {
+    match part {
+        Some(part) => part.select(&queries),
+        None => queries,
     }
 }
 
@@ -848,10 +852,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         engine = engine.with_config(IndexConfig::from_file(config)?);
     }
     let ranker = args.ranker.unwrap_or_else(|| engine.default_ranker());
-    let queries = match args.part {
-        Some(part) => part.select(&queries),
-        None => queries,
-    };
+    let queries = in_part(queries, args.part);
     let options = EvalOptions {
         protocol: args.protocol,
         ranker,

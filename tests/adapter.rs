@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use rand::{Rng, SeedableRng};
 use shelf::dense::adapter::{write_encoder_dir, ADAPTER_FILE};
 use shelf::dense::{Encoder, QueryAdapter};
@@ -22,19 +20,6 @@ fn random_adapter(dim: usize, seed: u64) -> QueryAdapter {
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// Copies an index directory (its files are small next to the encoder's).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
 }
 
 #[test]
@@ -84,7 +69,7 @@ fn an_index_serves_only_the_queries_its_vectors_were_made_for() {
 
     // Re-indexing with the adapter keeps every product vector and records the adapter …
     let index = dir.path().join("index");
-    copy_dir(common::demo_index(), &index);
+    common::copy_dir(common::demo_index(), &index);
     let adapted = Encoder::load(&encoder_dir).unwrap();
     common::build_index_with(
         &common::repo_root().join(shelf::demo::CATALOG_PATH),

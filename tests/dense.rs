@@ -150,23 +150,11 @@ fn the_hnsw_graph_finds_what_exact_search_finds() {
     assert_eq!(report.queries, 200);
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
-}
-
 #[test]
 fn a_damaged_graph_is_refused_with_advice() {
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("index");
-    copy_dir(common::demo_index(), &copy);
+    common::copy_dir(common::demo_index(), &copy);
     let graph = copy.join("dense/hnsw.hnsw.graph");
     let bytes = std::fs::read(&graph).unwrap();
     std::fs::write(&graph, &bytes[..bytes.len() / 3]).unwrap();

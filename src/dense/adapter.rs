@@ -111,23 +111,7 @@ impl QueryAdapter {
 /// trained directory's own adapter and `meta.json`, plus `adapter`. Returns the adapter's
 /// path.
 pub fn write_encoder_dir(base: &Path, adapter: &QueryAdapter, out: &Path) -> Result<std::path::PathBuf, DenseError> {
-    fn link_files(from: &Path, to: &Path) -> Result<(), DenseError> {
-        std::fs::create_dir_all(to).map_err(|e| DenseError::io(to, e))?;
-        for entry in std::fs::read_dir(from).map_err(|e| DenseError::io(from, e))? {
-            let entry = entry.map_err(|e| DenseError::io(from, e))?;
-            let (source, target) = (entry.path(), to.join(entry.file_name()));
-            if entry.file_name() == ADAPTER_FILE || entry.file_name() == "meta.json" {
-                continue;
-            }
-            if source.is_dir() {
-                link_files(&source, &target)?;
-            } else if std::fs::hard_link(&source, &target).is_err() {
-                std::fs::copy(&source, &target).map_err(|e| DenseError::io(&source, e))?;
-            }
-        }
-        Ok(())
-    }
-    link_files(base, out)?;
+    super::model::link_files(base, out, &[ADAPTER_FILE, "meta.json"])?;
     let path = out.join(ADAPTER_FILE);
     adapter.save(&path)?;
     Ok(path)

@@ -164,14 +164,7 @@ impl Encoder {
     /// Whether vectors of `identity` (whatever their text) are searched by this encoder's
     /// queries: the same weights made them, and its queries go through the same adapter.
     pub fn made(&self, identity: &super::EncoderIdentity) -> bool {
-        self.weights_sha256 == identity.weights_sha256
-            && self.dim == identity.dim
-            && self.adapter.as_ref().map(|(_, digest)| digest) == identity.query_adapter.as_ref()
-    }
-
-    /// The query adapter, when the encoder's directory has one.
-    pub fn adapter(&self) -> Option<&QueryAdapter> {
-        self.adapter.as_ref().map(|(adapter, _)| adapter)
+        self.identity(&identity.text) == *identity
     }
 
     /// Vector length.

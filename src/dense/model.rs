@@ -142,6 +142,26 @@ pub fn export_onnx(dir: &Path) -> Result<String, DenseError> {
     export::run(dir, dir, None)
 }
 
+/// Puts the files of the encoder directory `from` into `to`, except those named in `skip`
+/// (at any depth): hard links where the file system allows (the weights are 90 MB), else
+/// copies.
+pub fn link_files(from: &Path, to: &Path, skip: &[&str]) -> Result<(), DenseError> {
+    std::fs::create_dir_all(to).map_err(|e| DenseError::io(to, e))?;
+    for entry in std::fs::read_dir(from).map_err(|e| DenseError::io(from, e))? {
+        let entry = entry.map_err(|e| DenseError::io(from, e))?;
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        if skip.iter().any(|name| entry.file_name() == *name) {
+            continue;
+        }
+        if source.is_dir() {
+            link_files(&source, &target, skip)?;
+        } else if std::fs::hard_link(&source, &target).is_err() {
+            std::fs::copy(&source, &target).map_err(|e| DenseError::io(&source, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Checks that `dir` holds the ONNX export of the shipped weights, byte for byte.
 pub fn verify_graph(dir: &Path) -> Result<(), DenseError> {
     let path = dir.join(super::encoder::ONNX_FILE);

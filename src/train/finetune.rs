@@ -20,7 +20,8 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::encoder::{EncoderTrainOptions, PairSet};
-use super::{io, TrainError};
+use super::TrainError;
+use crate::dense::adapter::ADAPTER_FILE;
 use crate::dense::bert::TrainableBert;
 use crate::dense::{model, Encoder};
 use crate::engine::Engine;
@@ -143,7 +144,9 @@ pub fn finetune(
         (mean(&losses[..tenth.min(losses.len())]), mean(&losses[losses.len().saturating_sub(tenth)..]));
     super::write_model_dir(out, |staging| {
         let invalid = |e: crate::dense::DenseError| TrainError::Invalid(e.to_string());
-        copy_tokenizer(base, staging)?;
+        // The tokenizer and configs; the weights and their export are this training's own.
+        let skip = ["model.safetensors", "model.safetensors.sha256", crate::dense::ONNX_FILE, META_FILE, ADAPTER_FILE];
+        model::link_files(base, staging, &skip).map_err(invalid)?;
         let weights = staging.join("model.safetensors");
         bert.save(&weights).map_err(invalid)?;
         let onnx_sha256 = model::export_onnx(staging).map_err(invalid)?;
@@ -219,26 +222,6 @@ fn product_texts(engine: &Engine, set: &PairSet) -> Result<HashMap<usize, String
         texts.insert(row, crate::dense::product_text(&product, parts));
     }
     Ok(texts)
-}
-
-/// Copies what the encoder directory `base` holds besides its weights and their export.
-fn copy_tokenizer(base: &Path, to: &Path) -> Result<(), TrainError> {
-    std::fs::create_dir_all(to).map_err(io(to))?;
-    let skip = ["model.safetensors", "model.safetensors.sha256", crate::dense::ONNX_FILE, META_FILE];
-    for entry in std::fs::read_dir(base).map_err(io(base))? {
-        let entry = entry.map_err(io(base))?;
-        let name = entry.file_name();
-        let source = entry.path();
-        if skip.iter().any(|s| name == *s) || name == crate::dense::adapter::ADAPTER_FILE {
-            continue;
-        }
-        if source.is_dir() {
-            copy_tokenizer(&source, &to.join(&name))?;
-        } else {
-            std::fs::copy(&source, to.join(&name)).map_err(io(&source))?;
-        }
-    }
-    Ok(())
 }
 
 /// Loads the exported directory as a serving encoder and compares its vectors with the

@@ -83,3 +83,16 @@ pub fn demo_judgments() -> (Vec<(String, String)>, shelf::eval::trec::Qrels) {
     let qrels = shelf::eval::trec::read_qrels(open(shelf::demo::QRELS_PATH)).unwrap();
     (queries, qrels)
 }
+
+/// Copies a directory tree (an index, say, to damage or rebuild without touching the shared one).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
