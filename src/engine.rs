@@ -252,6 +252,13 @@ impl Engine {
         self
     }
 
+    /// `kind:fingerprint:trained_at` of the model that scores `ranker` (learned rankers):
+    /// what an impression records as the model version.
+    pub fn model_version(&self, ranker: RankerKind) -> Option<String> {
+        let meta = self.models.get(ranker)?.meta();
+        Some(format!("{}:{}:{}", meta.ranker, meta.data_fingerprint.get(..12).unwrap_or(""), meta.trained_at))
+    }
+
     pub fn check_ranker(&self, ranker: RankerKind) -> Result<(), SearchError> {
         if self.rankers().contains(&ranker) {
             return Ok(());
@@ -723,6 +730,7 @@ impl Engine {
         }
         timings.fetch = Some(millis(fetch_started));
         Ok(SearchResponse {
+            impression_id: None,
             query: request.query.clone(),
             ranker: request.ranker,
             took_ms: millis(started),

@@ -5,7 +5,8 @@
 //! [`search::SearchRequest`]s over it, from the CLI or the HTTP [`server`]. Candidates from
 //! BM25 and the vector index ([`dense`]) are fused ([`retrieve`]), described as
 //! [`features`] and reordered by a learned ranker ([`rank`]); [`train`] fits the rankers
-//! and [`eval`] measures everything on judged queries.
+//! and [`eval`] measures everything on judged queries; [`events`] logs what was shown and
+//! what shoppers did, and learns from it.
 //!
 //! The bundled demo catalogue and its judged queries come from [`demo`].
 
@@ -14,6 +15,7 @@ pub mod demo;
 pub mod dense;
 pub mod engine;
 pub mod eval;
+pub mod events;
 pub mod features;
 pub mod index;
 pub mod latency;

@@ -41,8 +41,14 @@ enum Command {
     /// Log the features and labels of every judged query's candidates (LibSVM with qid).
     Features(FeaturesArgs),
     /// Train a learned ranker (LightGBM lambdarank, the neural multi-head network, or both
-    /// as an ensemble), with k-fold cross-validation by query.
+    /// as an ensemble), with k-fold cross-validation by query, from judgments or from
+    /// logged engagement (--events).
     Train(TrainArgs),
+    /// Play simulated shoppers against a running server: search judged queries, post
+    /// clicks, add-to-carts and purchases (a test harness for learning from engagement).
+    Simulate(SimulateArgs),
+    /// The engagement log: position bias, counts, export, compaction.
+    Events(EventsArgs),
 }
 
 #[derive(Args)]
@@ -53,10 +59,10 @@ struct JudgedArgs {
     encoder: EncoderArg,
     /// `qid<TAB>query` file.
     #[arg(long)]
-    queries: PathBuf,
+    queries: Option<PathBuf>,
     /// `qid 0 docid grade` file.
     #[arg(long)]
-    qrels: PathBuf,
+    qrels: Option<PathBuf>,
     /// Use only the tuning or the reporting part of the queries (split by a hash of the
     /// query text): train on `tune`, report with `shelf eval --part report`.
     #[arg(long)]
@@ -66,11 +72,26 @@ struct JudgedArgs {
 /// An opened index, its judged queries (`qid`, text) and their judgments.
 type Judged = (Engine, Vec<(String, String)>, trec::Qrels);
 
+/// Judged queries (`qid`, text) and their judgments.
+type Judgments = (Vec<(String, String)>, trec::Qrels);
+
 impl JudgedArgs {
     fn load(&self) -> Result<Judged> {
         let engine = Engine::open_with_encoder(&self.index, &self.encoder.dir)?;
-        let queries = in_part(read_queries_file(&self.queries)?, self.part);
-        Ok((engine, queries, read_qrels_file(&self.qrels)?))
+        let (queries, qrels) =
+            self.judgments()?.ok_or_else(|| anyhow::anyhow!("--queries and --qrels are required"))?;
+        Ok((engine, queries, qrels))
+    }
+
+    /// The judged queries (of `--part`) and their judgments, when both files were given.
+    fn judgments(&self) -> Result<Option<Judgments>> {
+        match (&self.queries, &self.qrels) {
+            (Some(queries), Some(qrels)) => {
+                Ok(Some((in_part(read_queries_file(queries)?, self.part), read_qrels_file(qrels)?)))
+            }
+            (None, None) => Ok(None),
+            _ => bail!("--queries and --qrels go together: give both or neither"),
+        }
     }
 }
 
@@ -201,6 +222,13 @@ struct TrainArgs {
     /// vectors) or `full` (fine-tunes the whole encoder; the catalogue is re-embedded).
     #[arg(long, default_value = "adapter")]
     method: EncoderMethod,
+    /// Train from this engagement log (impressions and events) instead of judgments; with
+    /// --queries/--qrels as well, judged grades override engagement where both exist.
+    #[arg(long)]
+    events: Option<PathBuf>,
+    /// With --events: divide position bias out of the labels (ips) or not (naive).
+    #[arg(long)]
+    debias: Option<shelf::events::labels::Debias>,
     #[arg(long)]
     json: bool,
 }
@@ -309,6 +337,14 @@ struct EvalArgs {
     /// Use this index configuration instead of the index's own config.toml (for tuning).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Counterfactual evaluation: estimate the ranker's clicks per search from this
+    /// engagement log (collected under exploration) instead of judgments.
+    #[arg(long, conflicts_with_all = ["queries", "qrels", "sweep"])]
+    events: Option<PathBuf>,
+    /// Also report nDCG@10 of the top 10 as the index's [explore] policy would serve it
+    /// (the mean of 100 draws per query): what exploring costs.
+    #[arg(long)]
+    explore: bool,
     #[arg(long)]
     json: bool,
 }
@@ -467,6 +503,10 @@ struct ServeArgs {
     admin_token: Option<String>,
     #[command(flatten)]
     limits: LimitArgs,
+    /// Log every search's impression, and take POST /events, into this SQLite file
+    /// (created if missing).
+    #[arg(long)]
+    events: Option<PathBuf>,
 }
 
 /// How much load the server takes on before it answers 503, and how long a search may take.
@@ -519,6 +559,9 @@ struct DemoArgs {
     encoder: EncoderArg,
     #[command(flatten)]
     limits: LimitArgs,
+    /// The engagement log (impressions and POST /events).
+    #[arg(long, default_value = "events/demo.sqlite")]
+    events: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -547,9 +590,12 @@ fn main() {
             &args.encoder.dir,
             args.model.model_dir.as_deref(),
             args.addr,
-            args.admin_token,
-            &args.limits,
-            None,
+            Serving {
+                admin_token: args.admin_token,
+                limits: &args.limits,
+                events: args.events.as_deref(),
+                banner: None,
+            },
         ),
         Command::Demo(args) => run_demo(args),
         Command::Eval(mut args) => match args.action.take() {
@@ -561,6 +607,8 @@ fn main() {
         Command::AnnRecall(args) => run_ann_recall(args),
         Command::Features(args) => run_features(args),
         Command::Train(args) => run_train(args),
+        Command::Simulate(args) => run_simulate(args),
+        Command::Events(args) => run_events(args.action),
     };
     if let Err(error) = result {
         eprintln!("error: {}", describe(&error));
@@ -731,16 +779,23 @@ fn search_many(engine: &Engine, path: &Path, request: impl Fn(String) -> SearchR
     Ok(())
 }
 
-fn run_serve(
-    index: &Path,
-    encoder: &Path,
-    model: Option<&Path>,
-    addr: SocketAddr,
+/// How `shelf serve` and `shelf demo` run the server.
+struct Serving<'a> {
     admin_token: Option<String>,
-    limits: &LimitArgs,
+    limits: &'a LimitArgs,
+    /// The engagement log, when kept.
+    events: Option<&'a Path>,
+    /// Printed once listening.
     banner: Option<String>,
-) -> Result<()> {
+}
+
+fn run_serve(index: &Path, encoder: &Path, model: Option<&Path>, addr: SocketAddr, serving: Serving) -> Result<()> {
+    let Serving { admin_token, limits, events, banner } = serving;
     let state = server::AppState::open_with_limits(index, encoder, model, admin_token, limits.limits())?;
+    if let Some(path) = events {
+        state.log_events_to(path)?;
+        tracing::info!(log = %path.display(), "logging impressions and events");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
@@ -816,6 +871,7 @@ fn run_demo(args: DemoArgs) -> Result<()> {
         return Ok(());
     }
     let base = format!("http://{}", args.addr);
+    let events = if args.events.is_absolute() { args.events.clone() } else { root.join(&args.events) };
     let banner = format!(
         "\nshelf demo is serving on {base}  (open {base}/ in a browser; Ctrl-C stops)\n\n\
          try:\n  \
@@ -824,9 +880,13 @@ fn run_demo(args: DemoArgs) -> Result<()> {
          curl -X POST {base}/search -H 'content-type: application/json' \\\n       \
          -d '{{\"q\": \"office chair\", \"k\": 3, \"filter\": {{\"brand\": [\"Loftline\"]}}}}'\n  \
          curl {base}/products/D00001\n  \
-         curl {base}/metrics\n"
+         curl {base}/metrics\n\n\
+         impressions and events are logged to {events} (see \"Learning from engagement\" in the README)\n",
+        events = events.display()
     );
-    run_serve(&index_dir, &args.encoder.dir, Some(&model_dir), args.addr, args.admin_token, &args.limits, Some(banner))
+    let serving =
+        Serving { admin_token: args.admin_token, limits: &args.limits, events: Some(&events), banner: Some(banner) };
+    run_serve(&index_dir, &args.encoder.dir, Some(&model_dir), args.addr, serving)
 }
 
 fn open_reader(path: &Path) -> Result<std::io::BufReader<std::fs::File>> {
@@ -844,7 +904,10 @@ fn read_qrels_file(path: &Path) -> Result<trec::Qrels> {
 
 fn run_eval(args: EvalArgs) -> Result<()> {
     let missing = |name: &str| anyhow::anyhow!("shelf eval needs --{name} (or use `shelf eval compare`)");
-    let index = args.index.ok_or_else(|| missing("index"))?;
+    let index = args.index.clone().ok_or_else(|| missing("index"))?;
+    if let Some(events) = &args.events {
+        return run_counterfactual(&args, &index, events);
+    }
     let queries = read_queries_file(&args.queries.ok_or_else(|| missing("queries"))?)?;
     let qrels = read_qrels_file(&args.qrels.ok_or_else(|| missing("qrels"))?)?;
     let mut engine = Engine::open_with(&index, &args.encoder.dir, args.model.model_dir.as_deref())?;
@@ -871,8 +934,13 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         eval::write_run(&mut out, &report, &format!("shelf-{ranker}"))?;
         std::io::Write::flush(&mut out)?;
     }
+    let explored = args.explore.then(|| explored_ndcg(&engine, &report, &qrels));
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        let mut out = serde_json::to_value(&report)?;
+        if let Some(explored) = explored {
+            out["explored_ndcg@10"] = explored.into();
+        }
+        println!("{out}");
         return Ok(());
     }
     let part = args.part.map_or_else(String::new, |part| format!(" ({part} part)"));
@@ -882,7 +950,39 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     );
     println!("{}", eval::metrics::NAMES.map(|n| format!("{n:>10}")).join(" "));
     println!("{}", eval::metrics::NAMES.map(|n| format!("{:>10.4}", report.mean.get(n).unwrap_or(0.0))).join(" "));
+    if let Some(explored) = explored {
+        let plain = report.mean.get("ndcg@10").unwrap_or(0.0);
+        println!(
+            "explored (index [explore] policy, 100 draws a query): nDCG@10 {explored:.4} ({:+.4})",
+            explored - plain
+        );
+    }
     Ok(())
+}
+
+/// Mean nDCG@10 of each query's top 10 as the index's exploration policy would serve it.
+fn explored_ndcg(engine: &Engine, report: &eval::EvalReport, qrels: &trec::Qrels) -> f64 {
+    use rand::SeedableRng;
+    let policy = &engine.index().config.explore;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
+    let draws = 100;
+    let total: f64 = report
+        .per_query
+        .iter()
+        .map(|query| {
+            let ids: Vec<String> = eval::metrics::rank_like_trec_eval(query.ranking.clone());
+            (0..draws)
+                .map(|_| {
+                    let shown = policy.reorder(&ids, DEFAULT_K, &mut rng);
+                    eval::metrics::Metrics::compute(&shown, &qrels[&query.qid], report.threshold)
+                        .get("ndcg@10")
+                        .unwrap_or(0.0)
+                })
+                .sum::<f64>()
+                / f64::from(draws)
+        })
+        .sum();
+    total / report.per_query.len().max(1) as f64
 }
 
 /// `shelf eval --sweep`: one evaluation per weight of a utility term, nDCG@10 against the
@@ -1079,6 +1179,9 @@ fn train_params(core: &TrainArgsCore) -> Result<shelf::train::TrainParams> {
 }
 
 fn run_train(args: TrainArgs) -> Result<()> {
+    if let Some(events) = &args.events {
+        return run_train_events(&args, events);
+    }
     let (engine, queries, qrels) = args.judged.load()?;
     if let TrainTarget::Encoder = args.core.ranker {
         return run_train_encoder(&args, &engine, &queries, &qrels);
@@ -1276,4 +1379,332 @@ fn run_model(action: ModelAction) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Engagement labels from a log, with judged grades laid over them when given.
+fn engagement_labels(
+    path: &Path,
+    params: &shelf::events::labels::LabelParams,
+    judged: Option<Judgments>,
+) -> Result<(shelf::events::labels::Labels, shelf::events::bias::PositionCurve)> {
+    use shelf::events::{bias::PositionCurve, labels};
+    let log = shelf::events::store::read_log(path)?;
+    if log.is_empty() {
+        bail!(
+            "{} holds no impressions: serve with --events and let shoppers (or `shelf simulate`) search",
+            path.display()
+        );
+    }
+    let positions = log.iter().map(|l| l.impression.shown.len()).max().unwrap_or(1);
+    let curve = PositionCurve::estimate(&log, positions, 0, 0);
+    if params.debias == labels::Debias::Ips && curve.impressions == 0 {
+        bail!(
+            "{} has no impressions that explored with swaps, so position bias cannot be estimated: serve with \
+             [explore] on (or explore=true per request), or train with --debias naive",
+            path.display()
+        );
+    }
+    let mut made = labels::from_log(&log, Some(&curve), params).map_err(anyhow::Error::msg)?;
+    if let Some((queries, qrels)) = judged {
+        made = labels::combine(made, &queries, &qrels);
+    }
+    Ok((made, curve))
+}
+
+/// `shelf train --events`: the same training as from judgments, on labels made from
+/// engagement.
+fn run_train_events(args: &TrainArgs, events: &Path) -> Result<()> {
+    if let TrainTarget::Encoder = args.core.ranker {
+        bail!("the encoder trains from judgments only (--events trains a ranker)");
+    }
+    let mut params = train_params(&args.core)?.engagement;
+    if let Some(debias) = args.debias {
+        params.debias = debias;
+    }
+    let engine = Engine::open_with_encoder(&args.judged.index, &args.judged.encoder.dir)?;
+    let (labels, curve) = engagement_labels(events, &params, args.judged.judgments()?)?;
+    let report = train_model(&engine, &labels.queries, &labels.qrels, &args.core, &args.out, !args.json)?;
+    if args.json {
+        let out = serde_json::json!({"labels": labels.summary, "examination": curve.examination(), "train": report});
+        println!("{out}");
+        return Ok(());
+    }
+    let summary = &labels.summary;
+    println!(
+        "labels from {} impressions: {} queries, {} (query, product) pairs, {} graded above 0 ({} exposure; cap {:.3})",
+        summary.impressions, summary.queries, summary.pairs, summary.positive, summary.debias, summary.cap
+    );
+    println!(
+        "trained {} ({}) on {} candidates of {} queries in {:.1}s",
+        args.out.display(),
+        report.ranker,
+        report.rows,
+        report.queries,
+        report.seconds
+    );
+    print_train_report(&report, "");
+    Ok(())
+}
+
+/// `shelf eval --events`: a ranker's clicks per search estimated from a log.
+fn run_counterfactual(args: &EvalArgs, index: &Path, events: &Path) -> Result<()> {
+    let engine = Engine::open_with(index, &args.encoder.dir, args.model.model_dir.as_deref())?;
+    let ranker = args.ranker.unwrap_or_else(|| engine.default_ranker());
+    engine.check_ranker(ranker)?;
+    let log = shelf::events::store::read_log(events)?;
+    let k = log.iter().map(|l| l.impression.k).max().unwrap_or(DEFAULT_K).max(1);
+    let curve = shelf::events::bias::PositionCurve::estimate(&log, k, 0, 0);
+    let curve = (curve.impressions > 0).then_some(curve);
+    let mut failed = None;
+    let estimate = shelf::events::counterfactual::estimate(
+        &log,
+        k,
+        |query, filters| {
+            let request = SearchRequest {
+                ranker,
+                filters: serde_json::from_value(filters.clone()).unwrap_or_default(),
+                ..SearchRequest::new(query).with_k(k)
+            };
+            match engine.search(&request) {
+                Ok(response) => response.results.into_iter().map(|hit| hit.id).collect(),
+                Err(error) => {
+                    failed.get_or_insert(error);
+                    Vec::new()
+                }
+            }
+        },
+        curve.as_ref(),
+        200,
+        42,
+    );
+    if let Some(error) = failed {
+        return Err(error).context("searching a logged query");
+    }
+    if args.json {
+        println!("{}", serde_json::json!({"ranker": ranker, "k": k, "estimate": estimate}));
+        return Ok(());
+    }
+    println!(
+        "{ranker}: clicks per search estimated from {} impressions of {} queries (the log's own: {:.4})",
+        estimate.impressions, estimate.queries, estimate.logged_ctr
+    );
+    println!("  IPS   {:.4}  95% [{:.4}, {:.4}]", estimate.ips, estimate.ips_interval.0, estimate.ips_interval.1);
+    println!("  SNIPS {:.4}  95% [{:.4}, {:.4}]", estimate.snips, estimate.snips_interval.0, estimate.snips_interval.1);
+    println!(
+        "  support: {:.1}% of the ranker's (search, position) slots were shown in the log",
+        estimate.support * 100.0
+    );
+    if let (Some(pbm), Some(support)) = (estimate.pbm, estimate.pbm_support) {
+        println!(
+            "  PBM   {pbm:.4}  (position-based click model; {:.1}% of slots' products were shown)",
+            support * 100.0
+        );
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    /// The server's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// `qid<TAB>query` file: the queries shoppers type.
+    #[arg(long)]
+    queries: PathBuf,
+    /// Their judgments: what shoppers like (the server never sees them).
+    #[arg(long)]
+    qrels: PathBuf,
+    /// Only the tuning or reporting part of the queries.
+    #[arg(long)]
+    part: Option<shelf::eval::split::Part>,
+    #[arg(long, default_value_t = 1000)]
+    sessions: usize,
+    /// Results per search.
+    #[arg(short, long, default_value_t = DEFAULT_K)]
+    k: usize,
+    /// The ranker to ask for (default: the server's).
+    #[arg(long)]
+    ranker: Option<RankerKind>,
+    /// Ask for exploration (true) or for none (false); default: the server's policy.
+    #[arg(long)]
+    explore: Option<bool>,
+    /// Examination falls as 1 / position^eta.
+    #[arg(long, default_value_t = 1.0)]
+    eta: f64,
+    /// Noise on each click probability (standard deviation).
+    #[arg(long, default_value_t = 0.05)]
+    noise: f64,
+    /// Sessions in flight at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long)]
+    json: bool,
+}
+
+fn run_simulate(args: SimulateArgs) -> Result<()> {
+    use shelf::events::simulate::{self, Shopper, SimOptions};
+    let queries = in_part(read_queries_file(&args.queries)?, args.part);
+    let qrels = read_qrels_file(&args.qrels)?;
+    let options = SimOptions {
+        server: args.server.clone(),
+        sessions: args.sessions,
+        k: args.k,
+        ranker: args.ranker.map(|r| r.to_string()),
+        explore: args.explore,
+        concurrency: args.concurrency,
+        seed: args.seed,
+        shopper: Shopper { eta: args.eta, noise: args.noise, ..Shopper::default() },
+        show_progress: !args.json,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = runtime.block_on(simulate::run(&queries, &qrels, &options))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    println!(
+        "{} sessions in {:.1}s ({:.0}/s): {} clicks ({:.4} per search), {} add-to-carts, {} purchases; {} events posted, {} refused",
+        report.sessions,
+        report.seconds,
+        report.sessions_per_second,
+        report.clicks,
+        report.ctr,
+        report.add_to_carts,
+        report.purchases,
+        report.events_posted,
+        report.events_rejected
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+struct EventsArgs {
+    #[command(subcommand)]
+    action: EventsAction,
+}
+
+#[derive(Subcommand)]
+enum EventsAction {
+    /// Estimate examination by position from the pairs exploration swapped; a table, and
+    /// optionally a plot.
+    Bias {
+        #[arg(long)]
+        log: PathBuf,
+        /// Positions to estimate.
+        #[arg(long, default_value_t = 10)]
+        positions: usize,
+        /// Draw the curve (with its 95% band) into this SVG file.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        /// Compare with 1/position^ETA (e.g. the simulator's): adds a column and a line.
+        #[arg(long)]
+        reference_eta: Option<f64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Counts: impressions, shown products, events, and click-through by position.
+    Stats {
+        #[arg(long)]
+        log: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the log as JSON lines: one impression with its shown list and events a line.
+    Export {
+        #[arg(long)]
+        log: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Delete impressions (and their events) older than a duration, and give the space
+    /// back. Safe while a server writes the log.
+    Compact {
+        #[arg(long)]
+        log: PathBuf,
+        /// e.g. `30days`, `12h`.
+        #[arg(long)]
+        older_than: humantime::Duration,
+    },
+}
+
+fn run_events(action: EventsAction) -> Result<()> {
+    use shelf::events::{bias, store};
+    match action {
+        EventsAction::Bias { log, positions, plot, reference_eta, json } => {
+            let logged = store::read_log(&log)?;
+            let curve = bias::PositionCurve::estimate(&logged, positions, 200, 42);
+            if curve.impressions == 0 {
+                bail!("{} has no impressions that explored with swaps: serve with [explore] on", log.display());
+            }
+            let reference: Option<Vec<f64>> =
+                reference_eta.map(|eta| (1..=positions).map(|p| (p as f64).powf(-eta)).collect());
+            if let Some(path) = &plot {
+                let label = reference_eta.map(|eta| format!("1 / position^{eta}"));
+                let line = label.as_deref().zip(reference.as_deref());
+                bias::write_svg(&curve, line, path).map_err(anyhow::Error::msg)?;
+            }
+            if json {
+                println!("{}", serde_json::json!({"curve": curve, "reference": reference}));
+                return Ok(());
+            }
+            println!("examination by position, from {} impressions that explored with swaps", curve.impressions);
+            let reference_header = if reference.is_some() { "   reference   error" } else { "" };
+            println!("position  examination   95% band          pairs{reference_header}");
+            for p in &curve.positions {
+                let compared = reference
+                    .as_ref()
+                    .and_then(|r| r.get(p.position - 1))
+                    .map_or_else(String::new, |r| format!("   {r:>9.3}  {:>+5.1}%", (p.examination / r - 1.0) * 100.0));
+                println!(
+                    "{:>8}  {:>11.3}   [{:.3}, {:.3}]  {:>9}{compared}",
+                    p.position, p.examination, p.low, p.high, p.pairs
+                );
+            }
+            if let Some(path) = plot {
+                println!("plot: {}", path.display());
+            }
+        }
+        EventsAction::Stats { log, json } => {
+            let counts = store::counts(&log)?;
+            let logged = store::read_log(&log)?;
+            let by_position = bias::clicks_by_position(&logged, 10);
+            if json {
+                println!("{}", serde_json::json!({"counts": counts, "clicks_by_position": by_position}));
+                return Ok(());
+            }
+            println!(
+                "{}: {} impressions, {} shown products, {} events",
+                log.display(),
+                counts.impressions,
+                counts.shown,
+                counts.events
+            );
+            println!("position  shown  clicked  click-through");
+            for (at, (shown, clicked)) in by_position.iter().enumerate() {
+                let rate = if *shown > 0 { *clicked as f64 / *shown as f64 } else { 0.0 };
+                println!("{:>8}  {shown:>5}  {clicked:>7}  {rate:>13.4}", at + 1);
+            }
+        }
+        EventsAction::Export { log, out } => {
+            let mut file = std::io::BufWriter::new(
+                std::fs::File::create(&out).with_context(|| format!("creating {}", out.display()))?,
+            );
+            let written = store::export_jsonl(&log, &mut file)?;
+            println!("wrote {written} impressions to {}", out.display());
+        }
+        EventsAction::Compact { log, older_than } => {
+            let cutoff = shelf::events::now_ms() - std::time::Duration::from(older_than).as_millis() as i64;
+            let removed = store::compact(&log, cutoff)?;
+            println!(
+                "removed {} impressions ({} shown products, {} events) older than {older_than}; {} compacted",
+                removed.impressions,
+                removed.shown,
+                removed.events,
+                log.display()
+            );
+        }
+    }
+    Ok(())
 }

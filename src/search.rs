@@ -340,6 +340,10 @@ pub struct Timings {
 /// The answer to a search.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SearchResponse {
+    /// Names this answer in `POST /events` (set by the server; absent from the CLI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub impression_id: Option<String>,
     pub query: String,
     /// The ranker that ordered the results.
     pub ranker: RankerKind,

@@ -5,6 +5,7 @@
 Prints requests, errors, p50, p99 and max in milliseconds. No third-party packages.
 """
 import http.client
+import os
 import sys
 import time
 import urllib.parse
@@ -28,6 +29,8 @@ def main():
         params = {"q": text, "k": "10"}
         if ranker:
             params["ranker"] = ranker
+        if os.environ.get("EXPLORE"):
+            params["explore"] = os.environ["EXPLORE"]
         started = time.perf_counter()
         connection.request("GET", "/search?" + urllib.parse.urlencode(params))
         response = connection.getresponse()

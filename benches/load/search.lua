@@ -1,8 +1,11 @@
 -- wrk script: GET /search for each query of a qid<TAB>query file, in turn.
--- The query file is named by the QUERIES environment variable; RANKER, when set, picks the ranker.
+-- The query file is named by the QUERIES environment variable; RANKER, when set, picks the ranker,
+-- and EXPLORE=true asks for exploration.
 local queries = {}
 local ranker = os.getenv("RANKER")
 local suffix = (ranker and #ranker > 0) and ("&ranker=" .. ranker) or ""
+local explore = os.getenv("EXPLORE")
+if explore and #explore > 0 then suffix = suffix .. "&explore=" .. explore end
 local file = assert(io.open(os.getenv("QUERIES"), "r"))
 for line in file:lines() do
   local text = line:match("^[^\t]*\t([^\t]*)")

@@ -19,6 +19,8 @@ pub struct IndexConfig {
     pub dense: crate::dense::DenseConfig,
     /// The utility blend's weights (learned rankers).
     pub utility: crate::rank::utility::Weights,
+    /// Exploration of the served order, for learning from engagement (off by default).
+    pub explore: crate::events::explore::ExploreConfig,
 }
 
 impl IndexConfig {
@@ -33,6 +35,7 @@ impl IndexConfig {
     fn validate(&self) -> Result<(), String> {
         self.lexical.validate()?;
         self.utility.validate()?;
+        self.explore.validate()?;
         let dense = &self.dense;
         if dense.ef_search == 0 || dense.ann.ef_construction == 0 {
             return Err("dense.ef_search and dense.ann.ef_construction must be at least 1".into());

@@ -62,6 +62,20 @@ error_codes! {
     Timeout,
     /// A fault in the server.
     Internal,
+    /// `POST /events`: the server was started without an event log (`--events FILE`).
+    EventsDisabled,
+    /// An event is malformed: a missing field, a wrong type, an unknown event type.
+    InvalidEvent,
+    /// An event names an impression this server never logged.
+    UnknownImpression,
+    /// An event names a product its impression did not show.
+    ProductNotShown,
+    /// An `event_id` already names a different event.
+    EventIdConflict,
+    /// Some events of a batch were refused; the others are stored (see `results`).
+    EventsRejected,
+    /// The event log could not store the events; nothing of the request was stored.
+    StoreUnavailable,
 }
 
 /// The body of every error response.

@@ -8,6 +8,7 @@
 //! | `GET /healthz`, `GET /readyz` | liveness; readiness with index facts |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /openapi.json` | the OpenAPI document, generated from the handlers and their types ([`openapi_document`]) |
+//! | `POST /events` | shoppers' clicks, add-to-carts and purchases on an impression (one event or a list) |
 //! | `POST /admin/reload` | reopen the index directory and the model (bearer token) |
 //! | `GET /` | a search page |
 //!
@@ -86,6 +87,8 @@ pub struct AppState {
     draining: AtomicBool,
     /// Reloads run one at a time, in the order they were asked for, so the last one wins.
     reloading: tokio::sync::Mutex<()>,
+    /// Where impressions and events go ([`AppState::log_events_to`]); none: not logged.
+    events: OnceLock<crate::events::EventLog>,
 }
 
 impl AppState {
@@ -122,7 +125,23 @@ impl AppState {
             running: Arc::new(Semaphore::new(limits.concurrent)),
             draining: AtomicBool::new(false),
             reloading: tokio::sync::Mutex::new(()),
+            events: OnceLock::new(),
         }))
+    }
+
+    /// Logs every search's impression, and takes `POST /events`, into the SQLite file at
+    /// `path` (created if missing). Once per server.
+    pub fn log_events_to(&self, path: &Path) -> Result<(), crate::events::StoreError> {
+        let log = crate::events::EventLog::open(path)?;
+        self.events.set(log).map_err(|log| crate::events::StoreError::Io {
+            path: log.path().display().to_string(),
+            message: "this server already logs events".into(),
+        })
+    }
+
+    /// The event log, when the server keeps one.
+    pub fn event_log(&self) -> Option<&crate::events::EventLog> {
+        self.events.get()
     }
 
     pub fn engine(&self) -> Arc<Engine> {

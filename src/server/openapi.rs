@@ -54,6 +54,7 @@ pub(super) fn api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(routes::readyz))
         .routes(routes!(routes::metrics))
         .routes(routes!(routes::openapi))
+        .routes(routes!(routes::events))
         .routes(routes!(routes::reload))
 }
 

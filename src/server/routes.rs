@@ -60,6 +60,9 @@ struct SearchBody {
     /// Utility weights for a learned ranker, overriding the index's `[utility]` for this
     /// request.
     utility: Option<Weights>,
+    /// Perturb the order with the index's `[explore]` policy, logging each product's
+    /// propensity (default: the policy's `enabled`).
+    explore: Option<bool>,
 }
 
 fn ranker(engine: &Engine, name: Option<&str>) -> Result<RankerKind, ApiError> {
@@ -124,6 +127,12 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
                 pairs. Terms: relevance, rating, in_stock, popularity, click, add_to_cart, purchase.",
             example = "relevance:1,rating:0.2",
         ),
+        (
+            "explore" = Option<bool>, Query,
+            description = "Perturb the order with the index's [explore] policy and log each product's \
+                propensity (default: the policy's `enabled`, off unless configured).",
+            example = false,
+        ),
     ),
     responses(
         (status = OK, description = SEARCH_OK, body = SearchResponse),
@@ -150,6 +159,7 @@ pub(super) async fn search_get(
     let (mut q, mut k, mut ranker_name, mut explain, mut facets) = (None, DEFAULT_K, None, false, true);
     let mut filters = Filters::default();
     let mut utility = None;
+    let mut explore = None;
     for (name, value) in &pairs {
         match name.as_str() {
             "q" => q = Some(value.clone()),
@@ -165,6 +175,7 @@ pub(super) async fn search_get(
             "explain" => explain = parse_bool("explain", value)?,
             "facets" => facets = parse_bool("facets", value)?,
             "utility" => utility = Some(value.parse::<Weights>().map_err(invalid_utility)?),
+            "explore" => explore = Some(parse_bool("explore", value)?),
             "filter" => filters
                 .add_clause(value)
                 .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidFilter, m))?,
@@ -172,7 +183,10 @@ pub(super) async fn search_get(
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     ErrorCode::UnknownParameter,
-                    format!("unknown parameter '{other}' (parameters: q, k, ranker, filter, facets, explain, utility)"),
+                    format!(
+                        "unknown parameter '{other}' (parameters: q, k, ranker, filter, facets, explain, utility, \
+                         explore)"
+                    ),
                 ))
             }
         }
@@ -188,7 +202,7 @@ pub(super) async fn search_get(
         utility,
         scoring: crate::rank::Scoring::Final,
     };
-    run_search(&state, engine, request).await
+    run_search(&state, engine, request, explore).await
 }
 
 /// Search products (JSON body)
@@ -241,14 +255,24 @@ pub(super) async fn search_post(
         utility: body.utility,
         scoring: crate::rank::Scoring::Final,
     };
-    run_search(&state, engine, request).await
+    run_search(&state, engine, request, body.explore).await
 }
 
 async fn run_search(
     state: &AppState,
     engine: Arc<Engine>,
-    request: SearchRequest,
+    mut request: SearchRequest,
+    explore: Option<bool>,
 ) -> Result<Json<SearchResponse>, ApiError> {
+    let policy = engine.index().config.explore.clone();
+    let exploring = explore.unwrap_or(policy.enabled) && (policy.swap > 0.0 || policy.insert > 0.0);
+    let k = request.k;
+    let filters = serde_json::to_value(&request.filters).unwrap_or_default();
+    let model = engine.model_version(request.ranker);
+    if exploring {
+        // Inserts draw from just below the fold: ask for those too.
+        request.k = (k + policy.pool).min(crate::search::MAX_K).max(k);
+    }
     let limits = state.limits;
     let admitted = state.admitted.clone().try_acquire_owned().map_err(|_| {
         metrics::counter!("shelf_search_shed_total").increment(1);
@@ -279,6 +303,53 @@ async fn run_search(
             format!("the search took longer than {} ms (waiting included)", limits.timeout.as_millis()),
         )
     })??;
+    let mut response = response;
+    let placements = if exploring {
+        let draw = policy.perturb(k, response.results.len(), &mut rand::rng());
+        let mut production: Vec<Option<crate::search::Hit>> = response.results.drain(..).map(Some).collect();
+        for placement in &draw.placements {
+            if let Some(mut hit) = production.get_mut(placement.base_rank - 1).and_then(Option::take) {
+                hit.rank = placement.position;
+                response.results.push(hit);
+            }
+        }
+        let trace = serde_json::json!({"policy": policy, "draw": draw});
+        Some((draw.placements, trace))
+    } else {
+        None
+    };
+    let impression_id = crate::events::new_id();
+    if let Some(log) = state.event_log() {
+        let (propensities, trace) = match &placements {
+            Some((placements, trace)) => {
+                (placements.iter().map(|p| (p.base_rank, p.propensity)).collect(), Some(trace.clone()))
+            }
+            None => ((1..=response.results.len()).map(|rank| (rank, 1.0)).collect::<Vec<_>>(), None),
+        };
+        log.log_impression(crate::events::Impression {
+            impression_id: impression_id.clone(),
+            ts_ms: crate::events::now_ms(),
+            query: response.query.clone(),
+            filters,
+            ranker: response.ranker.to_string(),
+            model,
+            k,
+            explore: trace,
+            shown: response
+                .results
+                .iter()
+                .zip(propensities)
+                .map(|(hit, (base_rank, propensity))| crate::events::Shown {
+                    product_id: hit.id.clone(),
+                    position: hit.rank,
+                    score: hit.score,
+                    base_rank,
+                    propensity,
+                })
+                .collect(),
+        });
+    }
+    response.impression_id = Some(impression_id);
     metrics::histogram!("shelf_search_seconds", "ranker" => ranker).record(started.elapsed().as_secs_f64());
     Ok(Json(response))
 }
@@ -534,4 +605,178 @@ pub(super) async fn record_metrics(request: Request, next: Next) -> Response {
     metrics::counter!("shelf_http_requests_total", "route" => route.clone(), "status" => status).increment(1);
     metrics::histogram!("shelf_http_request_seconds", "route" => route).record(started.elapsed().as_secs_f64());
     response
+}
+
+/// Most events one `POST /events` may carry.
+pub const MAX_EVENTS: usize = 1000;
+
+/// What became of one posted event.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum EventStatus {
+    /// Stored, durably.
+    Accepted,
+    /// Stored before under this `event_id`: nothing done.
+    Duplicate,
+    /// Not stored; `error` says why.
+    Rejected,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct EventResult {
+    /// The event's `event_id`, when it could be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    event_id: Option<String>,
+    status: EventStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    error: Option<super::ErrorDetail>,
+}
+
+/// `POST /events` answer: counts, and one result per posted event in order. With a
+/// rejection in a batch, `error` says so (status 422) and the other events are stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct EventsAnswer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    error: Option<super::ErrorDetail>,
+    accepted: usize,
+    duplicates: usize,
+    rejected: usize,
+    results: Vec<EventResult>,
+}
+
+fn rejection_error(rejection: &crate::events::store::Rejection) -> ApiError {
+    use crate::events::store::Rejection;
+    let (status, code) = match rejection {
+        Rejection::Invalid(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidEvent),
+        Rejection::UnknownImpression(_) => (StatusCode::NOT_FOUND, ErrorCode::UnknownImpression),
+        Rejection::ProductNotShown { .. } => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ProductNotShown),
+        Rejection::IdConflict(_) => (StatusCode::CONFLICT, ErrorCode::EventIdConflict),
+    };
+    ApiError::new(status, code, rejection.message())
+}
+
+/// Record shoppers' events
+///
+/// One event, or a list of up to 1,000 (the body is at most 64 KiB). Each names the
+/// `impression_id` of a search response and a product it showed. Answered only once the
+/// events are on disk; posting an event again (same `event_id`) is harmless. A single
+/// event that is refused gets its own status; in a list, the good events are stored and a
+/// `422` lists what was refused.
+#[utoipa::path(
+    post,
+    path = "/events",
+    tag = "engagement",
+    request_body(content = Vec<crate::events::EventIn>, description = "One event (an object) or a list of them."),
+    responses(
+        (status = OK, description = "Every event stored (or stored before).", body = EventsAnswer),
+        (status = BAD_REQUEST, description = "Not JSON, an empty or too long list, or a malformed event (codes \
+            `invalid_json`, `invalid_request`, `invalid_event`).", body = ErrorBody),
+        (status = NOT_FOUND, description = "Unknown impression (`unknown_impression`), or the server keeps no event \
+            log (`events_disabled`).", body = ErrorBody),
+        (status = CONFLICT, description = "The `event_id` names a different event (`event_id_conflict`).", body = ErrorBody),
+        (status = PAYLOAD_TOO_LARGE, description = "The body is over 64 KiB (code `body_too_large`).", body = ErrorBody),
+        (status = UNPROCESSABLE_ENTITY, description = "A single event's product was not shown in its impression \
+            (`product_not_shown`), or some events of a list were refused (`events_rejected`, with the results; \
+            the others are stored).", body = EventsAnswer),
+        (status = SERVICE_UNAVAILABLE, description = "The event log could not store them; nothing was stored \
+            (`store_unavailable`).", body = ErrorBody),
+    ),
+)]
+pub(super) async fn events(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let Some(log) = state.event_log() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::EventsDisabled,
+            "this server keeps no event log: start `shelf serve` with --events FILE",
+        ));
+    };
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        let code =
+            if status == StatusCode::PAYLOAD_TOO_LARGE { ErrorCode::BodyTooLarge } else { ErrorCode::InvalidBody };
+        ApiError::new(status, code, format!("{} (the limit is {} bytes)", rejection.body_text(), super::MAX_BODY_BYTES))
+    })?;
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidJson, format!("request body: {e}")))?;
+    let (single, items) = match value {
+        serde_json::Value::Array(items) => (false, items),
+        object @ serde_json::Value::Object(_) => (true, vec![object]),
+        _ => return Err(ApiError::bad_request("the body must be an event object or a list of them")),
+    };
+    if items.is_empty() || items.len() > MAX_EVENTS {
+        return Err(ApiError::bad_request(format!("post 1 to {MAX_EVENTS} events, got {}", items.len())));
+    }
+    // Each event is read on its own: one malformed event does not spoil the others.
+    let mut ids = Vec::with_capacity(items.len());
+    let mut parsed = Vec::with_capacity(items.len());
+    for item in items {
+        ids.push(item.get("event_id").and_then(|v| v.as_str()).map(String::from));
+        parsed.push(
+            serde_json::from_value::<crate::events::EventIn>(item)
+                .map_err(|e| e.to_string())
+                .and_then(|event| event.check().map(|()| event)),
+        );
+    }
+    let valid: Vec<crate::events::EventIn> = parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
+    let mut stored = if valid.is_empty() {
+        Vec::new()
+    } else {
+        log.record(valid).await.map_err(|_| crate::events::StoreError::Stopped).and_then(|outcome| outcome).map_err(
+            |e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::StoreUnavailable, format!("{e}; retry")),
+        )?
+    }
+    .into_iter();
+    use crate::events::store::{Outcome, Rejection};
+    let outcomes: Vec<Outcome> = parsed
+        .into_iter()
+        .map(|p| match p {
+            Ok(_) => stored.next().unwrap_or(Outcome::Rejected(Rejection::Invalid("not processed".into()))),
+            Err(message) => Outcome::Rejected(Rejection::Invalid(message)),
+        })
+        .collect();
+    if single {
+        if let Some(Outcome::Rejected(rejection)) = outcomes.first() {
+            return Err(rejection_error(rejection));
+        }
+    }
+    let mut answer = EventsAnswer { error: None, accepted: 0, duplicates: 0, rejected: 0, results: Vec::new() };
+    for (event_id, outcome) in ids.into_iter().zip(outcomes) {
+        let (status, error) = match outcome {
+            Outcome::Accepted => {
+                answer.accepted += 1;
+                (EventStatus::Accepted, None)
+            }
+            Outcome::Duplicate => {
+                answer.duplicates += 1;
+                (EventStatus::Duplicate, None)
+            }
+            Outcome::Rejected(rejection) => {
+                answer.rejected += 1;
+                let error = rejection_error(&rejection);
+                (EventStatus::Rejected, Some(super::ErrorDetail { code: error.code, message: error.message }))
+            }
+        };
+        answer.results.push(EventResult { event_id, status, error });
+    }
+    metrics::counter!("shelf_events_accepted_total").increment(answer.accepted as u64);
+    metrics::counter!("shelf_events_rejected_total").increment(answer.rejected as u64);
+    if answer.rejected > 0 {
+        answer.error = Some(super::ErrorDetail {
+            code: ErrorCode::EventsRejected,
+            message: format!(
+                "{} of {} events were refused (see results); the other {} are stored",
+                answer.rejected,
+                answer.results.len(),
+                answer.accepted + answer.duplicates
+            ),
+        });
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(answer)).into_response());
+    }
+    Ok(Json(answer).into_response())
 }

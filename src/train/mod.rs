@@ -353,6 +353,9 @@ pub struct TrainParams {
     /// Full fine-tuning's (`--ranker encoder --method full`).
     #[serde(default)]
     pub finetune: finetune::FinetuneParams,
+    /// How engagement becomes labels (`shelf train --events`).
+    #[serde(default)]
+    pub engagement: crate::events::labels::LabelParams,
 }
 
 /// The `[lgbm]`, `[neural]`, `[encoder]` and `[finetune]` tables of a training

@@ -1,0 +1,329 @@
+//! Training labels from engagement: what shoppers did, with position bias divided out.
+//!
+//! For each (query, product) the log holds how often the product was shown and what
+//! shoppers did with it. Each impression's strongest event on the product is worth a
+//! weight (`purchase` > `add_to_cart` > `click`). Its **rate** is that worth over its
+//! **exposure**:
+//!
+//! - `naive`: exposure = times shown. A product shown first is looked at more, so the
+//!   rate rewards "was shown high" and a model trained on it learns the old ranker back;
+//! - `ips`: exposure = Σ θ(position shown), the examination probability of each position
+//!   it was shown at ([`super::bias`]): the rate estimates worth *per examination*, the
+//!   same whatever the position (inverse propensity weighting, summed per pair).
+//!
+//! Rates are shrunk by `prior` pseudo-examinations towards the rate of a typical product
+//! from below the fold (the mean rate of products exploration brought up from there, or 0
+//! without them): a product shown once and clicked is not a sure thing, and one never
+//! clicked is most likely what the deep candidates mostly are, not average. They are then
+//! cut into integer grades 0…`grades` for LambdaMART: grade = round(grades × rate / cap),
+//! cap = the `cap_quantile` of the rates.
+//!
+//! ```
+//! use shelf::events::labels::{Debias, LabelParams};
+//!
+//! let params = LabelParams::default();
+//! assert_eq!(params.debias, Debias::Ips);
+//! assert!(params.weight(shelf::events::EventType::Purchase) > params.weight(shelf::events::EventType::Click));
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::bias::PositionCurve;
+use super::{EventType, Logged};
+use crate::eval::trec::Qrels;
+
+/// How exposure is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Debias {
+    Naive,
+    Ips,
+}
+
+impl FromStr for Debias {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "naive" => Ok(Debias::Naive),
+            "ips" => Ok(Debias::Ips),
+            other => Err(format!("unknown debiasing '{other}' (ips or naive)")),
+        }
+    }
+}
+
+impl fmt::Display for Debias {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Debias::Naive => "naive",
+            Debias::Ips => "ips",
+        })
+    }
+}
+
+/// The `[engagement]` table of a training configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LabelParams {
+    pub click: f64,
+    pub add_to_cart: f64,
+    pub purchase: f64,
+    pub debias: Debias,
+    /// Pseudo-examinations at the prior rate added to every pair.
+    pub prior: f64,
+    /// The rate the pseudo-examinations carry (default: the below-the-fold products' rate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prior_rate: Option<f64>,
+    /// The highest grade.
+    pub grades: i32,
+    /// Rates at or above this quantile get the highest grade.
+    pub cap_quantile: f64,
+}
+
+impl Default for LabelParams {
+    fn default() -> Self {
+        LabelParams {
+            click: 1.0,
+            add_to_cart: 2.0,
+            purchase: 4.0,
+            debias: Debias::Ips,
+            prior: 1.0,
+            prior_rate: None,
+            grades: 6,
+            cap_quantile: 0.95,
+        }
+    }
+}
+
+impl LabelParams {
+    pub fn weight(&self, kind: EventType) -> f64 {
+        match kind {
+            EventType::Click => self.click,
+            EventType::AddToCart => self.add_to_cart,
+            EventType::Purchase => self.purchase,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.click > 0.0 && self.add_to_cart >= self.click && self.purchase >= self.add_to_cart) {
+            return Err("engagement weights must be positive and purchase >= add_to_cart >= click".into());
+        }
+        if !(self.prior >= 0.0 && (1..=30).contains(&self.grades) && (0.5..=1.0).contains(&self.cap_quantile)) {
+            return Err("engagement.prior >= 0, grades 1..30 and cap_quantile 0.5..1 are required".into());
+        }
+        Ok(())
+    }
+}
+
+/// Labels made from a log: the queries (by text) and their graded products.
+#[derive(Debug, Clone)]
+pub struct Labels {
+    /// `(qid, text)`; qids are `e1`, `e2`, … in order of text.
+    pub queries: Vec<(String, String)>,
+    pub qrels: Qrels,
+    pub summary: LabelSummary,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LabelSummary {
+    pub impressions: usize,
+    pub queries: usize,
+    pub pairs: usize,
+    /// Pairs with a grade above 0.
+    pub positive: usize,
+    pub mean_rate: f64,
+    /// The rate uncertain pairs are shrunk towards (a typical product from below the fold).
+    pub prior_rate: f64,
+    pub cap: f64,
+    pub debias: Debias,
+}
+
+/// Product → (worth, exposure) of one query.
+type PairSums = BTreeMap<String, (f64, f64)>;
+
+/// One query text's key: what shoppers typed, trimmed and lowercased.
+pub fn query_key(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+}
+
+/// Graded labels from the log. `curve` gives the examination by position (required for
+/// `ips`).
+pub fn from_log(log: &[Logged], curve: Option<&PositionCurve>, params: &LabelParams) -> Result<Labels, String> {
+    params.validate()?;
+    let curve = match (params.debias, curve) {
+        (Debias::Ips, None) => return Err("ips labels need a position curve".into()),
+        (_, curve) => curve,
+    };
+    // query key → (the text as typed, product → (worth, exposure))
+    let mut sums: BTreeMap<String, (String, PairSums)> = BTreeMap::new();
+    // The worth and exposure of products shown from below the fold.
+    let (mut deep_worth, mut deep_exposure) = (0.0, 0.0);
+    for logged in log {
+        let key = query_key(&logged.impression.query);
+        if key.is_empty() {
+            continue;
+        }
+        let (_, products) =
+            sums.entry(key).or_insert_with(|| (logged.impression.query.trim().to_string(), BTreeMap::new()));
+        for (shown, strongest) in logged.impression.shown.iter().zip(logged.strongest_by_position()) {
+            let exposure = match (params.debias, curve) {
+                (Debias::Ips, Some(curve)) => curve.at(shown.position),
+                _ => 1.0,
+            };
+            let entry = products.entry(shown.product_id.clone()).or_default();
+            let worth = strongest.map_or(0.0, |kind| params.weight(kind));
+            entry.0 += worth;
+            entry.1 += exposure;
+            if shown.base_rank > logged.impression.k {
+                deep_worth += worth;
+                deep_exposure += exposure;
+            }
+        }
+    }
+    let (worth, exposure) =
+        sums.values().flat_map(|(_, products)| products.values()).fold((0.0, 0.0), |(w, e), (pw, pe)| (w + pw, e + pe));
+    let mean_rate = if exposure > 0.0 { worth / exposure } else { 0.0 };
+    let prior_rate = params.prior_rate.unwrap_or(if deep_exposure > 0.0 { deep_worth / deep_exposure } else { 0.0 });
+    let rate =
+        |(worth, exposure): &(f64, f64)| (worth + params.prior * prior_rate) / (exposure + params.prior).max(1e-12);
+    let mut rates: Vec<f64> = sums.values().flat_map(|(_, products)| products.values().map(rate)).collect();
+    rates.sort_by(f64::total_cmp);
+    let cap = rates
+        .get(((rates.len().saturating_sub(1)) as f64 * params.cap_quantile).round() as usize)
+        .copied()
+        .filter(|c| *c > 0.0)
+        .unwrap_or(1.0);
+    let mut queries = Vec::new();
+    let mut qrels = Qrels::new();
+    let (mut pairs, mut positive) = (0, 0);
+    for (at, (_, (text, products))) in sums.iter().enumerate() {
+        let qid = format!("e{}", at + 1);
+        let graded: BTreeMap<String, i32> = products
+            .iter()
+            .map(|(id, sums)| {
+                let grade = (f64::from(params.grades) * (rate(sums) / cap).min(1.0)).round() as i32;
+                (id.clone(), grade)
+            })
+            .collect();
+        pairs += graded.len();
+        positive += graded.values().filter(|g| **g > 0).count();
+        queries.push((qid.clone(), text.clone()));
+        qrels.insert(qid, graded);
+    }
+    let summary = LabelSummary {
+        impressions: log.len(),
+        queries: queries.len(),
+        pairs,
+        positive,
+        mean_rate,
+        prior_rate,
+        cap,
+        debias: params.debias,
+    };
+    Ok(Labels { queries, qrels, summary })
+}
+
+/// Engagement labels with judged grades laid over them: a judged product of a judged query
+/// (matched by text) takes its judged grade; judged queries nobody searched are added.
+pub fn combine(mut labels: Labels, judged_queries: &[(String, String)], judged: &Qrels) -> Labels {
+    let by_text: BTreeMap<String, String> =
+        labels.queries.iter().map(|(qid, text)| (query_key(text), qid.clone())).collect();
+    for (judged_qid, text) in judged_queries {
+        let Some(grades) = judged.get(judged_qid) else { continue };
+        let qid = match by_text.get(&query_key(text)) {
+            Some(qid) => qid.clone(),
+            None => {
+                let qid = format!("j{judged_qid}");
+                labels.queries.push((qid.clone(), text.clone()));
+                qid
+            }
+        };
+        let entry = labels.qrels.entry(qid).or_default();
+        for (product, grade) in grades {
+            entry.insert(product.clone(), *grade);
+        }
+    }
+    labels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Event, Impression, Shown};
+
+    fn impression(query: &str, shown: &[&str], clicked: &[(&str, EventType)]) -> Logged {
+        Logged {
+            impression: Impression {
+                impression_id: crate::events::new_id(),
+                ts_ms: 0,
+                query: query.into(),
+                filters: serde_json::json!({}),
+                ranker: "hybrid".into(),
+                model: None,
+                k: shown.len(),
+                explore: None,
+                shown: shown
+                    .iter()
+                    .enumerate()
+                    .map(|(at, id)| Shown {
+                        product_id: id.to_string(),
+                        position: at + 1,
+                        score: 0.0,
+                        base_rank: at + 1,
+                        propensity: 1.0,
+                    })
+                    .collect(),
+            },
+            events: clicked
+                .iter()
+                .map(|(id, kind)| Event {
+                    event_id: crate::events::new_id(),
+                    product_id: id.to_string(),
+                    kind: *kind,
+                    value: None,
+                    ts_ms: 0,
+                })
+                .collect(),
+        }
+    }
+
+    /// Equal clicks at a position looked at half as often mean twice the worth.
+    #[test]
+    fn ips_divides_out_the_position() {
+        let curve = PositionCurve::from_ratios(&[0.5]);
+        // "a" always first, "b" always second; each clicked in 4 of 10 impressions.
+        let mut log = Vec::new();
+        for i in 0..10 {
+            let clicks: Vec<(&str, EventType)> =
+                if i < 4 { vec![("a", EventType::Click), ("b", EventType::Click)] } else { vec![] };
+            log.push(impression("Sofa ", &["a", "b"], &clicks));
+        }
+        let params = LabelParams { prior: 0.0, grades: 4, cap_quantile: 1.0, ..LabelParams::default() };
+        let ips = from_log(&log, Some(&curve), &params).unwrap();
+        let naive = from_log(&log, None, &LabelParams { debias: Debias::Naive, ..params.clone() }).unwrap();
+        let (qid, text) = &ips.queries[0];
+        assert_eq!(text, "Sofa");
+        assert_eq!(ips.qrels[qid]["b"], 4);
+        assert_eq!(ips.qrels[qid]["a"], 2);
+        assert_eq!(naive.qrels[qid]["a"], naive.qrels[qid]["b"]);
+        assert!(from_log(&log, None, &params).is_err(), "ips without a curve");
+    }
+
+    #[test]
+    fn stronger_events_weigh_more_and_judgments_override() {
+        let log = vec![impression("lamp", &["a", "b", "c"], &[("a", EventType::Click), ("b", EventType::Purchase)])];
+        let params = LabelParams { debias: Debias::Naive, prior: 0.0, cap_quantile: 1.0, ..LabelParams::default() };
+        let labels = from_log(&log, None, &params).unwrap();
+        let grades = &labels.qrels["e1"];
+        assert!(grades["b"] > grades["a"] && grades["a"] > grades["c"], "{grades:?}");
+        let judged: Qrels =
+            [("7".to_string(), [("c".to_string(), 6)].into()), ("8".to_string(), [("z".to_string(), 3)].into())].into();
+        let combined = combine(labels, &[("7".into(), "LAMP".into()), ("8".into(), "rug".into())], &judged);
+        assert_eq!(combined.qrels["e1"]["c"], 6);
+        assert_eq!(combined.qrels["j8"]["z"], 3);
+        assert_eq!(combined.queries.len(), 2);
+    }
+}

@@ -1,0 +1,353 @@
+//! Engagement end to end: impressions and events over HTTP, their validation and
+//! idempotency, durability under `kill -9`, logged propensities, and the simulated-shopper
+//! loop at small scale (position curve, training from events, counterfactual estimates).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use shelf::events::store::read_log;
+use shelf::server::{router, AppState, Limits};
+
+struct Server {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Server {
+    async fn start(log: Option<&Path>) -> (Server, Arc<AppState>) {
+        let limits = Limits { timeout: std::time::Duration::from_secs(120), ..Limits::default() };
+        let state =
+            AppState::open_with_limits(common::demo_index(), &common::encoder_dir(), None, None, limits).unwrap();
+        if let Some(log) = log {
+            state.log_events_to(log).unwrap();
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = router(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (Server { base, client: reqwest::Client::new() }, state)
+    }
+
+    async fn search(&self, query: &str) -> Value {
+        let response =
+            self.client.get(format!("{}/search?q={query}&k=10&facets=false", self.base)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
+    async fn post(&self, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}/events", self.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+fn first_id(response: &Value) -> (String, String, String) {
+    let impression = response["impression_id"].as_str().expect("every response names its impression").to_string();
+    let results = response["results"].as_array().unwrap();
+    (impression, results[0]["id"].as_str().unwrap().to_string(), results[1]["id"].as_str().unwrap().to_string())
+}
+
+fn event(id: &str, impression: &str, product: &str, kind: &str) -> Value {
+    json!({"event_id": id, "impression_id": impression, "product_id": product, "type": kind})
+}
+
+#[tokio::test]
+async fn events_are_checked_stored_once_and_a_bad_one_spoils_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events.sqlite");
+    let (server, state) = Server::start(Some(&log)).await;
+    let (impression, first, second) = first_id(&server.search("grey+sofa").await);
+
+    let click = event("e1", &impression, &first, "click");
+    let (status, body) = server.post(click.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["accepted"], 1);
+    // The same event again is harmless.
+    let (status, body) = server.post(click.to_string()).await;
+    assert_eq!((status, body["duplicates"].clone()), (StatusCode::OK, json!(1)), "{body}");
+
+    // Each kind of bad single event gets its own status and code.
+    let table = [
+        (event("e1", &impression, &second, "click"), StatusCode::CONFLICT, "event_id_conflict"),
+        (event("e2", "no-such-impression", &first, "click"), StatusCode::NOT_FOUND, "unknown_impression"),
+        (event("e3", &impression, "no-such-product", "click"), StatusCode::UNPROCESSABLE_ENTITY, "product_not_shown"),
+        (event("e4", &impression, &first, "like"), StatusCode::BAD_REQUEST, "invalid_event"),
+        (
+            json!({"event_id": "e5", "impression_id": impression, "product_id": 7, "type": "click"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_event",
+        ),
+        (
+            json!({"event_id": "", "impression_id": impression, "product_id": first, "type": "click"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_event",
+        ),
+        (
+            json!({"event_id": "e6", "impression_id": impression, "product_id": first, "type": "click", "ts": "yesterday"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_event",
+        ),
+    ];
+    for (body, expected, code) in table {
+        let (status, answer) = server.post(body.to_string()).await;
+        assert_eq!(status, expected, "{body} -> {answer}");
+        assert_eq!(answer["error"]["code"], code, "{answer}");
+    }
+    let (status, answer) = server.post("{not json").await;
+    assert_eq!((status, answer["error"]["code"].clone()), (StatusCode::BAD_REQUEST, json!("invalid_json")));
+    let (status, _) = server.post("[]").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // A batch: the good events are stored, the bad ones listed.
+    let batch = json!([
+        event("b1", &impression, &first, "add_to_cart"),
+        event("b2", &impression, &first, "teleport"),
+        event("b3", "nope", &first, "click"),
+        {"event_id": "b4", "impression_id": impression, "product_id": second, "type": "purchase", "value": 19.99, "ts": 1_700_000_000_000i64},
+    ]);
+    let (status, answer) = server.post(batch.to_string()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!((answer["accepted"].clone(), answer["rejected"].clone()), (json!(2), json!(2)), "{answer}");
+    assert_eq!(answer["error"]["code"], "events_rejected");
+    let statuses: Vec<&str> =
+        answer["results"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["accepted", "rejected", "rejected", "accepted"]);
+    assert_eq!(answer["results"][2]["error"]["code"], "unknown_impression");
+
+    drop(state); // the writer commits what is queued and stops
+    let logged = read_log(&log).unwrap();
+    let ours = logged.iter().find(|l| l.impression.impression_id == impression).expect("the impression is logged");
+    let stored: BTreeSet<&str> = ours.events.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(stored, BTreeSet::from(["e1", "b1", "b4"]));
+    let purchase = ours.events.iter().find(|e| e.event_id == "b4").unwrap();
+    assert_eq!((purchase.value, purchase.ts_ms), (Some(19.99), 1_700_000_000_000));
+
+    // A server without a log says how to get one.
+    let (plain, _) = Server::start(None).await;
+    let (status, answer) = plain.post(click.to_string()).await;
+    assert_eq!((status, answer["error"]["code"].clone()), (StatusCode::NOT_FOUND, json!("events_disabled")));
+}
+
+#[tokio::test]
+async fn impressions_record_the_list_shown_and_each_propensity() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events.sqlite");
+    let (server, state) = Server::start(Some(&log)).await;
+    let plain = server.search("office+chair").await;
+    let mut explored = Vec::new();
+    for _ in 0..20 {
+        let response = server
+            .client
+            .get(format!("{}/search?q=office+chair&k=10&facets=false&explore=true", server.base))
+            .send()
+            .await
+            .unwrap();
+        explored.push(response.json::<Value>().await.unwrap());
+    }
+    drop(state);
+    let logged = read_log(&log).unwrap();
+    assert_eq!(logged.len(), 21);
+    let production: Vec<&str> =
+        plain["results"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let first =
+        logged.iter().find(|l| Some(l.impression.impression_id.as_str()) == plain["impression_id"].as_str()).unwrap();
+    assert!(first.impression.explore.is_none());
+    for shown in &first.impression.shown {
+        assert_eq!((shown.base_rank, shown.propensity), (shown.position, 1.0));
+        assert_eq!(shown.product_id, production[shown.position - 1]);
+    }
+    let mut moved = 0;
+    for response in &explored {
+        let id = response["impression_id"].as_str().unwrap();
+        let impression = &logged.iter().find(|l| l.impression.impression_id == id).unwrap().impression;
+        let served: Vec<&str> =
+            response["results"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+        let ranks: Vec<u64> =
+            response["results"].as_array().unwrap().iter().map(|r| r["rank"].as_u64().unwrap()).collect();
+        assert_eq!(ranks, (1..=10).collect::<Vec<u64>>(), "ranks follow the served order");
+        assert_eq!(impression.explore.as_ref().unwrap()["policy"]["swap"], 0.5);
+        for shown in &impression.shown {
+            assert_eq!(shown.product_id, served[shown.position - 1], "the log holds the list as served");
+            assert!(shown.propensity > 0.0 && shown.propensity <= 1.0);
+            assert!(shown.base_rank.abs_diff(shown.position) <= 10);
+            if shown.base_rank <= production.len() {
+                assert_eq!(shown.product_id, production[shown.base_rank - 1], "base_rank is the production rank");
+            }
+            moved += usize::from(shown.base_rank != shown.position);
+        }
+    }
+    assert!(moved > 20, "exploration moved products ({moved} moves in 20 searches)");
+}
+
+/// Every event the server acknowledged is in the log after the process is killed with
+/// SIGKILL in the middle of a stream of posts.
+#[tokio::test]
+async fn acknowledged_events_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events.sqlite");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shelf"))
+        .args(["serve", "--index"])
+        .arg(common::demo_index())
+        .arg("--encoder")
+        .arg(common::encoder_dir())
+        .args(["--addr", &format!("127.0.0.1:{port}"), "--events"])
+        .arg(&log)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server { base: format!("http://127.0.0.1:{port}"), client: reqwest::Client::new() };
+    let started = std::time::Instant::now();
+    while server.client.get(format!("{}/healthz", server.base)).send().await.is_err() {
+        assert!(started.elapsed().as_secs() < 120, "the server did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (impression, first, second) = first_id(&server.search("bar+stool").await);
+    // Four posters, each a stream of small batches, until the process dies under them.
+    let acknowledged = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut posters = Vec::new();
+    for poster in 0..4 {
+        let (client, base, acknowledged) = (server.client.clone(), server.base.clone(), acknowledged.clone());
+        let (impression, first, second) = (impression.clone(), first.clone(), second.clone());
+        posters.push(tokio::spawn(async move {
+            for batch in 0.. {
+                let ids: Vec<String> = (0..5).map(|i| format!("p{poster}-b{batch}-{i}")).collect();
+                let body: Vec<Value> = ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| event(id, &impression, if i % 2 == 0 { &first } else { &second }, "click"))
+                    .collect();
+                match client.post(format!("{base}/events")).json(&body).send().await {
+                    Ok(response) if response.status() == StatusCode::OK => acknowledged.lock().unwrap().extend(ids),
+                    _ => return,
+                }
+            }
+        }));
+    }
+    while acknowledged.lock().unwrap().len() < 2000 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    for poster in posters {
+        poster.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let logged = read_log(&log).unwrap();
+    let stored: BTreeSet<String> = logged.iter().flat_map(|l| l.events.iter().map(|e| e.event_id.clone())).collect();
+    let lost: Vec<&String> = acknowledged.iter().filter(|id| !stored.contains(*id)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged events lost, e.g. {:?}",
+        lost.len(),
+        acknowledged.len(),
+        &lost[..lost.len().min(3)]
+    );
+    eprintln!("kill -9: {} acknowledged, {} stored, none lost", acknowledged.len(), stored.len());
+}
+
+/// The loop at small scale: simulated shoppers on an exploring server, the position curve
+/// from their clicks, a ranker trained from the log, and counterfactual estimates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulated_shoppers_close_the_loop() {
+    use shelf::events::{bias::PositionCurve, counterfactual, labels, simulate};
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events.sqlite");
+    let (server, state) = Server::start(Some(&log)).await;
+    let (queries, qrels) = common::demo_judgments();
+    let queries = shelf::eval::split::Part::Tune.select(&queries);
+    let options = simulate::SimOptions {
+        server: server.base.clone(),
+        sessions: 1500,
+        k: 10,
+        ranker: Some("hybrid".into()),
+        explore: Some(true),
+        concurrency: 4,
+        seed: 3,
+        shopper: simulate::Shopper::default(),
+        show_progress: false,
+    };
+    let report = simulate::run(&queries, &qrels, &options).await.unwrap();
+    assert_eq!((report.sessions, report.events_rejected), (1500, 0));
+    assert!(report.clicks > 1000 && report.purchases > 0, "{report:?}");
+    assert!(report.clicks_by_position[0] > 2 * report.clicks_by_position[3], "{:?}", report.clicks_by_position);
+    drop(state);
+
+    let logged = read_log(&log).unwrap();
+    assert_eq!(logged.len(), 1500);
+    let events: usize = logged.iter().map(|l| l.events.len()).sum();
+    assert_eq!(events as u64, report.clicks + report.add_to_carts + report.purchases);
+
+    // The curve the shoppers followed (1/position) comes back from the swaps, roughly at
+    // this scale (the README's table uses 50,000 sessions).
+    let curve = PositionCurve::estimate(&logged, 4, 50, 1);
+    assert_eq!(curve.impressions, 1500);
+    let theta = curve.examination();
+    eprintln!("examination at 1..4: {theta:?}");
+    assert!((0.35..0.7).contains(&theta[1]), "{theta:?}");
+    assert!(theta[3] < theta[1], "{theta:?}");
+    let band = &curve.positions[1];
+    assert!(band.low <= band.examination && band.examination <= band.high);
+
+    // Labels: products shoppers liked get higher grades than ones they ignored.
+    let made = labels::from_log(&logged, Some(&curve), &labels::LabelParams::default()).unwrap();
+    assert!(made.summary.positive > 100, "{:?}", made.summary);
+    let (mut liked, mut ignored) = (Vec::new(), Vec::new());
+    let judged: std::collections::BTreeMap<String, &String> =
+        queries.iter().map(|(qid, text)| (labels::query_key(text), qid)).collect();
+    for (qid, text) in &made.queries {
+        let Some(judged_qid) = judged.get(&labels::query_key(text)) else { continue };
+        for (product, grade) in &made.qrels[qid] {
+            match qrels[judged_qid.as_str()].get(product).copied().unwrap_or(0) {
+                6 => liked.push(f64::from(*grade)),
+                0..=2 => ignored.push(f64::from(*grade)),
+                _ => {}
+            }
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    assert!(mean(&liked) > mean(&ignored) + 1.0, "liked {} vs ignored {}", mean(&liked), mean(&ignored));
+
+    // A ranker trains from the labels, through the same pipeline as from judgments.
+    let engine = shelf::engine::Engine::open_with_encoder(common::demo_index(), &common::encoder_dir()).unwrap();
+    let rows =
+        shelf::train::log_features(&engine, &made.queries, &made.qrels, &shelf::train::LogOptions::default()).unwrap();
+    let out = dir.path().join("model");
+    let trained = shelf::train::train(&rows, engine.vectors(), &shelf::train::TrainOptions::default(), &out).unwrap();
+    assert!(out.join("meta.json").exists());
+    assert!(trained.report.cv_ndcg10 > trained.report.cv_ndcg10_hybrid, "{:?}", trained.report.cv_ndcg10);
+
+    // Counterfactual: the logging ranker's own order is (nearly: with ~5 searches a query, a
+    // swap can hide a slot) fully supported, and the estimates agree with the log's clicks.
+    let estimate = counterfactual::estimate(
+        &logged,
+        10,
+        |query, _| {
+            let request = shelf::search::SearchRequest {
+                ranker: shelf::search::RankerKind::Hybrid,
+                ..shelf::search::SearchRequest::new(query).with_k(10)
+            };
+            engine.search(&request).unwrap().results.into_iter().map(|h| h.id).collect()
+        },
+        Some(&curve),
+        50,
+        1,
+    );
+    assert!(estimate.support > 0.9, "{}", estimate.support);
+    for value in [estimate.ips, estimate.snips, estimate.pbm.unwrap()] {
+        assert!((value / estimate.logged_ctr - 1.0).abs() < 0.1, "{value} vs logged {}", estimate.logged_ctr);
+    }
+}
