@@ -1528,6 +1528,10 @@ struct SimulateArgs {
     /// Ask for exploration (true) or for none (false); default: the server's policy.
     #[arg(long)]
     explore: Option<bool>,
+    /// Interleave two rankers by team draft, e.g. `ltr,hybrid` (then `shelf events
+    /// interleaving` reports who won).
+    #[arg(long, conflicts_with = "ranker")]
+    interleave: Option<String>,
     /// Examination falls as 1 / position^eta.
     #[arg(long, default_value_t = 1.0)]
     eta: f64,
@@ -1553,6 +1557,7 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
         k: args.k,
         ranker: args.ranker.map(|r| r.to_string()),
         explore: args.explore,
+        interleave: args.interleave.clone(),
         concurrency: args.concurrency,
         seed: args.seed,
         shopper: Shopper { eta: args.eta, noise: args.noise, ..Shopper::default() },
@@ -1601,6 +1606,14 @@ enum EventsAction {
         /// Compare with 1/position^ETA (e.g. the simulator's): adds a column and a line.
         #[arg(long)]
         reference_eta: Option<f64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Who won the interleaved searches: per pair of rankers, wins, ties, the win rate with
+    /// its 95% interval, and a sign test.
+    Interleaving {
+        #[arg(long)]
+        log: PathBuf,
         #[arg(long)]
         json: bool,
     },
@@ -1664,6 +1677,34 @@ fn run_events(action: EventsAction) -> Result<()> {
             }
             if let Some(path) = plot {
                 println!("plot: {}", path.display());
+            }
+        }
+        EventsAction::Interleaving { log, json } => {
+            let comparisons = shelf::events::interleave::compare(&store::read_log(&log)?);
+            if json {
+                println!("{}", serde_json::to_string(&comparisons)?);
+                return Ok(());
+            }
+            if comparisons.is_empty() {
+                println!("no interleaved searches in {} (search with interleave=a,b)", log.display());
+            }
+            for c in comparisons {
+                println!(
+                    "{} vs {}: {} searches; {} won {}, {} won {}, {} ties; {} win rate {:.3} [{:.3}, {:.3}], p {:.2e}",
+                    c.a,
+                    c.b,
+                    c.impressions,
+                    c.a,
+                    c.wins_a,
+                    c.b,
+                    c.wins_b,
+                    c.ties,
+                    c.a,
+                    c.win_rate_a,
+                    c.interval.0,
+                    c.interval.1,
+                    c.p_value
+                );
             }
         }
         EventsAction::Stats { log, json } => {

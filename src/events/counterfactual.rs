@@ -122,7 +122,8 @@ pub fn estimate(
     let mut lists: HashMap<String, Vec<String>> = HashMap::new();
     let mut by_query: BTreeMap<String, QueryCells> = BTreeMap::new();
     let mut logged_clicks = 0.0;
-    for logged in log {
+    // Interleaved lists carry no propensities: they cannot speak for another ranker.
+    for logged in log.iter().filter(|l| !l.interleaved()) {
         let key = format!("{}\u{0}{}", logged.impression.query, logged.impression.filters);
         let list = lists.entry(key.clone()).or_insert_with(|| {
             let mut list = target(&logged.impression.query, &logged.impression.filters);

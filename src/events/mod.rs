@@ -14,6 +14,7 @@
 //!   divided out (`shelf train --events`);
 //! - [`counterfactual`] estimates a new ranker's click-through from the log before it is
 //!   shown to anyone (`shelf eval --events`);
+//! - [`interleave`] compares two rankers online, merged into one list by team draft;
 //! - [`simulate`] plays shoppers against a running server, to test all of it end to end.
 //!
 //! ```
@@ -29,6 +30,7 @@
 pub mod bias;
 pub mod counterfactual;
 pub mod explore;
+pub mod interleave;
 pub mod labels;
 pub mod simulate;
 pub mod store;
@@ -206,6 +208,11 @@ impl Logged {
             .iter()
             .map(|shown| self.events.iter().filter(|e| e.product_id == shown.product_id).map(|e| e.kind).max())
             .collect()
+    }
+
+    /// Whether two rankers were interleaved in this impression.
+    pub fn interleaved(&self) -> bool {
+        self.impression.explore.as_ref().is_some_and(|e| e.get("interleave").is_some())
     }
 
     /// The exploration draw, when the impression explored.

@@ -123,6 +123,8 @@ pub struct SimOptions {
     pub ranker: Option<String>,
     /// Ask for exploration (`explore=true|false`), or leave it to the server.
     pub explore: Option<bool>,
+    /// Interleave two rankers (`interleave=a,b`) instead of asking for one.
+    pub interleave: Option<String>,
     pub concurrency: usize,
     pub seed: u64,
     pub shopper: Shopper,
@@ -255,6 +257,9 @@ async fn one_session(
     }
     if let Some(explore) = options.explore {
         params.push(("explore", explore.to_string()));
+    }
+    if let Some(pair) = &options.interleave {
+        params.push(("interleave", pair.clone()));
     }
     let url = format!("{base}/search");
     let failed = |message: String| SimError::Server { url: url.clone(), message };

@@ -197,6 +197,11 @@ impl EventLog {
         answer
     }
 
+    /// Waits until everything queued so far (impressions included) is on disk.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.record(Vec::new()).await.map_err(|_| StoreError::Stopped)?.map(|_| ())
+    }
+
     /// [`EventLog::record`], waiting on this thread.
     pub fn record_blocking(&self, events: Vec<EventIn>) -> Result<Vec<Outcome>, StoreError> {
         self.record(events).blocking_recv().map_err(|_| StoreError::Stopped)?

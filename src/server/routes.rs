@@ -63,6 +63,8 @@ struct SearchBody {
     /// Perturb the order with the index's `[explore]` policy, logging each product's
     /// propensity (default: the policy's `enabled`).
     explore: Option<bool>,
+    /// Two rankers to interleave by team draft, e.g. `"ltr,hybrid"`.
+    interleave: Option<String>,
 }
 
 fn ranker(engine: &Engine, name: Option<&str>) -> Result<RankerKind, ApiError> {
@@ -128,6 +130,12 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
             example = "relevance:1,rating:0.2",
         ),
         (
+            "interleave" = Option<String>, Query,
+            description = "Two rankers, e.g. `ltr,hybrid`: one list merged from both by team draft; each \
+                impression records which ranker placed each product (`shelf events interleaving`).",
+            example = "hybrid,bm25",
+        ),
+        (
             "explore" = Option<bool>, Query,
             description = "Perturb the order with the index's [explore] policy and log each product's \
                 propensity (default: the policy's `enabled`, off unless configured).",
@@ -160,6 +168,7 @@ pub(super) async fn search_get(
     let mut filters = Filters::default();
     let mut utility = None;
     let mut explore = None;
+    let mut interleave = None;
     for (name, value) in &pairs {
         match name.as_str() {
             "q" => q = Some(value.clone()),
@@ -176,6 +185,7 @@ pub(super) async fn search_get(
             "facets" => facets = parse_bool("facets", value)?,
             "utility" => utility = Some(value.parse::<Weights>().map_err(invalid_utility)?),
             "explore" => explore = Some(parse_bool("explore", value)?),
+            "interleave" => interleave = Some(value.as_str()),
             "filter" => filters
                 .add_clause(value)
                 .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidFilter, m))?,
@@ -185,7 +195,7 @@ pub(super) async fn search_get(
                     ErrorCode::UnknownParameter,
                     format!(
                         "unknown parameter '{other}' (parameters: q, k, ranker, filter, facets, explain, utility, \
-                         explore)"
+                         explore, interleave)"
                     ),
                 ))
             }
@@ -202,7 +212,8 @@ pub(super) async fn search_get(
         utility,
         scoring: crate::rank::Scoring::Final,
     };
-    run_search(&state, engine, request, explore).await
+    let mode = Mode::of(&engine, explore, interleave)?;
+    run_search(&state, engine, request, mode).await
 }
 
 /// Search products (JSON body)
@@ -255,17 +266,55 @@ pub(super) async fn search_post(
         utility: body.utility,
         scoring: crate::rank::Scoring::Final,
     };
-    run_search(&state, engine, request, body.explore).await
+    let mode = Mode::of(&engine, body.explore, body.interleave.as_deref())?;
+    run_search(&state, engine, request, mode).await
+}
+
+/// How a search's list is made from the ranker(s).
+enum Mode {
+    /// The ranker's order, perturbed by the `[explore]` policy when `true`.
+    Single { explore: bool },
+    /// Two rankers' orders merged by team draft.
+    Interleave(RankerKind, RankerKind),
+}
+
+impl Mode {
+    fn of(engine: &Engine, explore: Option<bool>, interleave: Option<&str>) -> Result<Mode, ApiError> {
+        let policy = &engine.index().config.explore;
+        let Some(pair) = interleave else {
+            let explore = explore.unwrap_or(policy.enabled) && (policy.swap > 0.0 || policy.insert > 0.0);
+            return Ok(Mode::Single { explore });
+        };
+        if explore == Some(true) {
+            return Err(ApiError::bad_request("interleave and explore=true do not combine: ask for one"));
+        }
+        let names: Vec<&str> = pair.split(',').map(str::trim).collect();
+        let [a, b] = names[..] else {
+            return Err(ApiError::bad_request(format!("interleave takes two rankers, e.g. ltr,hybrid; got '{pair}'")));
+        };
+        let (a, b) = (ranker(engine, Some(a))?, ranker(engine, Some(b))?);
+        if a == b {
+            return Err(ApiError::bad_request("interleave two different rankers"));
+        }
+        for kind in [a, b] {
+            engine.check_ranker(kind).map_err(ApiError::from)?;
+        }
+        Ok(Mode::Interleave(a, b))
+    }
 }
 
 async fn run_search(
     state: &AppState,
     engine: Arc<Engine>,
     mut request: SearchRequest,
-    explore: Option<bool>,
+    mode: Mode,
 ) -> Result<Json<SearchResponse>, ApiError> {
     let policy = engine.index().config.explore.clone();
-    let exploring = explore.unwrap_or(policy.enabled) && (policy.swap > 0.0 || policy.insert > 0.0);
+    let exploring = matches!(mode, Mode::Single { explore: true });
+    let pair = match mode {
+        Mode::Interleave(a, b) => Some((a, b)),
+        Mode::Single { .. } => None,
+    };
     let k = request.k;
     let filters = serde_json::to_value(&request.filters).unwrap_or_default();
     let model = engine.model_version(request.ranker);
@@ -289,7 +338,14 @@ async fn run_search(
         tokio::task::spawn_blocking(move || {
             // Held until the search is done, whatever happens to the request.
             let _permits = (admitted, running);
-            engine.search(&request)
+            match pair {
+                None => engine.search(&request).map(|response| (response, None)),
+                Some((a, b)) => {
+                    let first = engine.search(&SearchRequest { ranker: a, ..request.clone() })?;
+                    let second = engine.search(&SearchRequest { ranker: b, ..request })?;
+                    Ok((first, Some(second)))
+                }
+            }
         })
         .await
         .map_err(|e| ApiError::internal(format!("search task failed: {e}")))?
@@ -303,8 +359,10 @@ async fn run_search(
             format!("the search took longer than {} ms (waiting included)", limits.timeout.as_millis()),
         )
     })??;
-    let mut response = response;
-    let placements = if exploring {
+    let (mut response, second) = response;
+    let placements = if let Some(second) = second {
+        Some(interleaved(&mut response, second, pair, k))
+    } else if exploring {
         let draw = policy.perturb(k, response.results.len(), &mut rand::rng());
         let mut production: Vec<Option<crate::search::Hit>> = response.results.drain(..).map(Some).collect();
         for placement in &draw.placements {
@@ -319,6 +377,10 @@ async fn run_search(
         None
     };
     let impression_id = crate::events::new_id();
+    let ranker_name = match pair {
+        Some((a, b)) => format!("interleave:{a},{b}"),
+        None => response.ranker.to_string(),
+    };
     if let Some(log) = state.event_log() {
         let (propensities, trace) = match &placements {
             Some((placements, trace)) => {
@@ -331,7 +393,7 @@ async fn run_search(
             ts_ms: crate::events::now_ms(),
             query: response.query.clone(),
             filters,
-            ranker: response.ranker.to_string(),
+            ranker: ranker_name,
             model,
             k,
             explore: trace,
@@ -352,6 +414,42 @@ async fn run_search(
     response.impression_id = Some(impression_id);
     metrics::histogram!("shelf_search_seconds", "ranker" => ranker).record(started.elapsed().as_secs_f64());
     Ok(Json(response))
+}
+
+/// Merges two rankers' answers by team draft into `response`; the placements (each
+/// product's rank in the list of the ranker that placed it) and the trace to log.
+fn interleaved(
+    response: &mut SearchResponse,
+    second: SearchResponse,
+    pair: Option<(RankerKind, RankerKind)>,
+    k: usize,
+) -> (Vec<crate::events::explore::Placement>, serde_json::Value) {
+    use crate::events::interleave::{team_draft, Team};
+    let ids = |r: &SearchResponse| -> Vec<String> { r.results.iter().map(|h| h.id.clone()).collect() };
+    let (a_ids, b_ids) = (ids(response), ids(&second));
+    let merged = team_draft(&a_ids, &b_ids, k, &mut rand::rng());
+    let mut from_a: std::collections::HashMap<String, crate::search::Hit> =
+        response.results.drain(..).map(|h| (h.id.clone(), h)).collect();
+    let mut from_b: std::collections::HashMap<String, crate::search::Hit> =
+        second.results.into_iter().map(|h| (h.id.clone(), h)).collect();
+    let mut placements = Vec::new();
+    let mut teams = Vec::new();
+    for (at, (id, team)) in merged.into_iter().enumerate() {
+        let (hit, list) = match team {
+            Team::A => (from_a.remove(&id).or_else(|| from_b.remove(&id)), &a_ids),
+            Team::B => (from_b.remove(&id).or_else(|| from_a.remove(&id)), &b_ids),
+        };
+        let Some(mut hit) = hit else { continue };
+        hit.rank = at + 1;
+        let base_rank = list.iter().position(|x| *x == id).map_or(at + 1, |p| p + 1);
+        // Team draft's placement probabilities are not logged as propensities: the
+        // counterfactual estimators leave interleaved impressions out.
+        placements.push(crate::events::explore::Placement { position: at + 1, base_rank, propensity: 1.0 });
+        teams.push(team);
+        response.results.push(hit);
+    }
+    let (a, b) = pair.map_or((String::new(), String::new()), |(a, b)| (a.to_string(), b.to_string()));
+    (placements, serde_json::json!({"interleave": {"a": a, "b": b, "teams": teams}}))
 }
 
 /// One product
