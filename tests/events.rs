@@ -394,3 +394,82 @@ async fn simulated_shoppers_close_the_loop() {
         assert!((value / estimate.logged_ctr - 1.0).abs() < 0.1, "{value} vs logged {}", estimate.logged_ctr);
     }
 }
+
+/// The `shelf events` commands and the errors of training from a log that cannot be
+/// debiased, from the command line.
+#[test]
+fn the_events_commands_read_export_and_compact_a_log_and_say_what_is_missing() {
+    use shelf::events::{EventIn, EventLog, EventType, Impression, Shown};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.sqlite");
+    let log = EventLog::open(&path).unwrap();
+    for i in 0..3 {
+        log.log_impression(Impression {
+            impression_id: format!("i{i}"),
+            ts_ms: 1_000 * i,
+            query: "bar stool".into(),
+            filters: json!({}),
+            ranker: "hybrid".into(),
+            model: None,
+            k: 2,
+            explore: None,
+            shown: (1..=2)
+                .map(|p| Shown { product_id: format!("p{p}"), position: p, score: 1.0, base_rank: p, propensity: 1.0 })
+                .collect(),
+        });
+    }
+    let click = EventIn {
+        event_id: "e".into(),
+        impression_id: "i0".into(),
+        product_id: "p2".into(),
+        kind: EventType::Click,
+        value: None,
+        ts: None,
+    };
+    assert_eq!(log.record_blocking(vec![click]).unwrap(), [shelf::events::store::Outcome::Accepted]);
+    drop(log);
+
+    let shelf = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_shelf")).args(args).output().unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).to_string(),
+            String::from_utf8_lossy(&output.stderr).to_string(),
+        )
+    };
+    let log_arg = path.to_str().unwrap();
+    let (ok, out, _) = shelf(&["events", "stats", "--log", log_arg, "--json"]);
+    assert!(ok);
+    let stats: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stats["counts"], json!({"impressions": 3, "shown": 6, "events": 1}));
+    assert_eq!(stats["clicks_by_position"][1], json!([3, 1]));
+
+    let export = dir.path().join("log.jsonl");
+    let (ok, _, _) = shelf(&["events", "export", "--log", log_arg, "--out", export.to_str().unwrap()]);
+    assert!(ok);
+    let lines: Vec<Value> =
+        std::fs::read_to_string(&export).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["events"][0]["type"], "click");
+
+    // No swaps were explored: no position curve, and ips labels say what to do instead.
+    let (ok, _, err) = shelf(&["events", "bias", "--log", log_arg]);
+    assert!(!ok && err.contains("explored with swaps"), "{err}");
+    let index = common::demo_index().to_str().unwrap().to_string();
+    let encoder = common::encoder_dir().to_str().unwrap().to_string();
+    let out_dir = dir.path().join("model");
+    let train = |log: &str| {
+        shelf(&["train", "--index", &index, "--encoder", &encoder, "--events", log, "--out", out_dir.to_str().unwrap()])
+    };
+    let (ok, _, err) = train(log_arg);
+    assert!(!ok && err.contains("--debias naive"), "{err}");
+    let (ok, _, err) = train(dir.path().join("missing.sqlite").to_str().unwrap());
+    assert!(!ok && err.contains("no such file"), "{err}");
+    assert!(!out_dir.exists(), "nothing written when training fails");
+
+    // Compaction removes what is older than the cut (all of it: the timestamps are from 1970).
+    let (ok, out, _) = shelf(&["events", "compact", "--log", log_arg, "--older-than", "1day"]);
+    assert!(ok, "{out}");
+    let counts = shelf::events::store::counts(&path).unwrap();
+    assert_eq!((counts.impressions, counts.shown, counts.events), (0, 0, 0));
+}

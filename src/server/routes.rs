@@ -317,7 +317,12 @@ async fn run_search(
     };
     let k = request.k;
     let filters = serde_json::to_value(&request.filters).unwrap_or_default();
-    let model = engine.model_version(request.ranker);
+    let model = match pair {
+        Some((a, b)) => {
+            [engine.model_version(a), engine.model_version(b)].into_iter().flatten().reduce(|a, b| format!("{a},{b}"))
+        }
+        None => engine.model_version(request.ranker),
+    };
     if exploring {
         // Inserts draw from just below the fold: ask for those too.
         request.k = (k + policy.pool).min(crate::search::MAX_K).max(k);
@@ -363,16 +368,7 @@ async fn run_search(
     let placements = if let Some(second) = second {
         Some(interleaved(&mut response, second, pair, k))
     } else if exploring {
-        let draw = policy.perturb(k, response.results.len(), &mut rand::rng());
-        let mut production: Vec<Option<crate::search::Hit>> = response.results.drain(..).map(Some).collect();
-        for placement in &draw.placements {
-            if let Some(mut hit) = production.get_mut(placement.base_rank - 1).and_then(Option::take) {
-                hit.rank = placement.position;
-                response.results.push(hit);
-            }
-        }
-        let trace = serde_json::json!({"policy": policy, "draw": draw});
-        Some((draw.placements, trace))
+        Some(explored(&mut response, &policy, k))
     } else {
         None
     };
@@ -414,6 +410,26 @@ async fn run_search(
     response.impression_id = Some(impression_id);
     metrics::histogram!("shelf_search_seconds", "ranker" => ranker).record(started.elapsed().as_secs_f64());
     Ok(Json(response))
+}
+
+/// Reorders the production list in `response` (k + pool deep) into the first `k` as one draw
+/// of the exploration policy shows them; the placements and the trace to log.
+fn explored(
+    response: &mut SearchResponse,
+    policy: &crate::events::explore::ExploreConfig,
+    k: usize,
+) -> (Vec<crate::events::explore::Placement>, serde_json::Value) {
+    let draw = policy.perturb(k, response.results.len(), &mut rand::rng());
+    let mut production: Vec<Option<crate::search::Hit>> = response.results.drain(..).map(Some).collect();
+    for placement in &draw.placements {
+        // Every base rank is within the production list: the draw was made from its length.
+        if let Some(mut hit) = production.get_mut(placement.base_rank - 1).and_then(Option::take) {
+            hit.rank = placement.position;
+            response.results.push(hit);
+        }
+    }
+    let trace = serde_json::json!({"policy": policy, "draw": draw});
+    (draw.placements, trace)
 }
 
 /// Merges two rankers' answers by team draft into `response`; the placements (each
