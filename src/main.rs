@@ -1191,16 +1191,21 @@ fn run_train(args: TrainArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
     }
+    print_trained(&args.out, &report);
+    Ok(())
+}
+
+/// What `shelf train` says when a ranker is trained.
+fn print_trained(out: &Path, report: &shelf::train::TrainReport) {
     println!(
         "trained {} ({}) on {} candidates of {} queries in {:.1}s",
-        args.out.display(),
+        out.display(),
         report.ranker,
         report.rows,
         report.queries,
         report.seconds
     );
-    print_train_report(&report, "");
-    Ok(())
+    print_train_report(report, "");
 }
 
 fn run_train_encoder(
@@ -1434,15 +1439,7 @@ fn run_train_events(args: &TrainArgs, events: &Path) -> Result<()> {
         "labels from {} impressions: {} queries, {} (query, product) pairs, {} graded above 0 ({} exposure; cap {:.3})",
         summary.impressions, summary.queries, summary.pairs, summary.positive, summary.debias, summary.cap
     );
-    println!(
-        "trained {} ({}) on {} candidates of {} queries in {:.1}s",
-        args.out.display(),
-        report.ranker,
-        report.rows,
-        report.queries,
-        report.seconds
-    );
-    print_train_report(&report, "");
+    print_trained(&args.out, &report);
     Ok(())
 }
 

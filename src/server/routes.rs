@@ -76,6 +76,13 @@ fn ranker(engine: &Engine, name: Option<&str>) -> Result<RankerKind, ApiError> {
     }
 }
 
+/// A body that could not be read: too large (413), or broken off.
+fn body_error(rejection: BytesRejection) -> ApiError {
+    let status = rejection.status();
+    let code = if status == StatusCode::PAYLOAD_TOO_LARGE { ErrorCode::BodyTooLarge } else { ErrorCode::InvalidBody };
+    ApiError::new(status, code, format!("{} (the limit is {} bytes)", rejection.body_text(), super::MAX_BODY_BYTES))
+}
+
 fn invalid_utility(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidUtility, message)
 }
@@ -242,12 +249,7 @@ pub(super) async fn search_post(
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SearchResponse>, ApiError> {
-    let body = body.map_err(|rejection| {
-        let status = rejection.status();
-        let code =
-            if status == StatusCode::PAYLOAD_TOO_LARGE { ErrorCode::BodyTooLarge } else { ErrorCode::InvalidBody };
-        ApiError::new(status, code, format!("{} (the limit is {} bytes)", rejection.body_text(), super::MAX_BODY_BYTES))
-    })?;
+    let body = body.map_err(body_error)?;
     let body: SearchBody = serde_json::from_slice(&body).map_err(|error| {
         let code = if error.is_data() { ErrorCode::InvalidRequest } else { ErrorCode::InvalidJson };
         ApiError::new(StatusCode::BAD_REQUEST, code, format!("request body: {error}"))
@@ -810,12 +812,7 @@ pub(super) async fn events(
             "this server keeps no event log: start `shelf serve` with --events FILE",
         ));
     };
-    let body = body.map_err(|rejection| {
-        let status = rejection.status();
-        let code =
-            if status == StatusCode::PAYLOAD_TOO_LARGE { ErrorCode::BodyTooLarge } else { ErrorCode::InvalidBody };
-        ApiError::new(status, code, format!("{} (the limit is {} bytes)", rejection.body_text(), super::MAX_BODY_BYTES))
-    })?;
+    let body = body.map_err(body_error)?;
     let value: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidJson, format!("request body: {e}")))?;
     let (single, items) = match value {
