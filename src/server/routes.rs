@@ -325,7 +325,7 @@ async fn run_search(
         }
         None => engine.model_version(request.ranker),
     };
-    if exploring {
+    if exploring && policy.insert > 0.0 {
         // Inserts draw from just below the fold: ask for those too.
         request.k = (k + policy.pool).min(crate::search::MAX_K).max(k);
     }
