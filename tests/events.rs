@@ -11,7 +11,7 @@ use std::sync::Arc;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use shelf::events::store::read_log;
-use shelf::server::{router, AppState, Limits};
+use shelf::server::{AppState, Limits};
 
 struct Server {
     base: String,
@@ -26,10 +26,7 @@ impl Server {
         if let Some(log) = log {
             state.log_events_to(log).unwrap();
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = router(state.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let base = common::serve(state.clone()).await;
         (Server { base, client: reqwest::Client::new() }, state)
     }
 

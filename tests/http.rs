@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use shelf::server::{router, AppState, ErrorCode, Limits};
+use shelf::server::{AppState, ErrorCode, Limits};
 
 struct Server {
     base: String,
@@ -36,10 +36,7 @@ impl Server {
     }
 
     async fn serve(state: Arc<AppState>) -> (Server, Arc<AppState>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = router(state.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let base = common::serve(state.clone()).await;
         (Server { base, client: reqwest::Client::new() }, state)
     }
 

@@ -99,13 +99,12 @@ pub struct Estimate {
 struct QueryCells {
     impressions: f64,
     cells: Vec<Cell>,
-    /// Per-impression IPS values (for the interval).
-    values: Vec<f64>,
-    /// Per impression, the cells it matched: `(position index, propensity, clicked)`
-    /// (for resampling).
+    /// Per impression, the cells it matched: `(position index, propensity, clicked)` (for
+    /// the IPS interval and for resampling).
     matches: Vec<Vec<(usize, f64, bool)>>,
     /// Per product shown for the query: clicks and examinations (Σ θ(position)).
     shown: HashMap<String, (f64, f64)>,
+    /// The candidate's first `k` products for the query.
     list: Vec<String>,
 }
 
@@ -119,29 +118,26 @@ pub fn estimate(
     resamples: usize,
     seed: u64,
 ) -> Estimate {
-    let mut lists: HashMap<String, Vec<String>> = HashMap::new();
     let mut by_query: BTreeMap<String, QueryCells> = BTreeMap::new();
     let mut logged_clicks = 0.0;
     // Interleaved lists carry no propensities: they cannot speak for another ranker.
     for logged in log.iter().filter(|l| !l.interleaved()) {
         let key = format!("{}\u{0}{}", logged.impression.query, logged.impression.filters);
-        let list = lists.entry(key.clone()).or_insert_with(|| {
+        let query = by_query.entry(key).or_insert_with(|| {
             let mut list = target(&logged.impression.query, &logged.impression.filters);
             list.truncate(k);
-            list
+            QueryCells {
+                impressions: 0.0,
+                cells: vec![Cell::default(); list.len()],
+                matches: Vec::new(),
+                shown: HashMap::new(),
+                list,
+            }
         });
         let strongest = logged.strongest_by_position();
         let clicked_at =
             |position: usize| strongest.get(position - 1).is_some_and(|e| e.is_some_and(|e| e >= EventType::Click));
         logged_clicks += (1..=logged.impression.shown.len()).filter(|&p| clicked_at(p)).count() as f64;
-        let query = by_query.entry(key).or_insert_with(|| QueryCells {
-            impressions: 0.0,
-            cells: vec![Cell::default(); list.len()],
-            values: Vec::new(),
-            matches: Vec::new(),
-            shown: HashMap::new(),
-            list: list.clone(),
-        });
         if let Some(curve) = examination {
             for shown in &logged.impression.shown {
                 let entry = query.shown.entry(shown.product_id.clone()).or_default();
@@ -150,18 +146,15 @@ pub fn estimate(
             }
         }
         query.impressions += 1.0;
-        let mut value = 0.0;
         let mut matches = Vec::new();
-        for (at, product) in list.iter().enumerate() {
+        for (at, product) in query.list.iter().enumerate() {
             let shown = logged.impression.shown.get(at).filter(|s| &s.product_id == product);
             let clicked = shown.is_some() && clicked_at(at + 1);
             query.cells[at].add(shown.map(|s| s.propensity), clicked);
             if let Some(s) = shown.filter(|s| s.propensity > 0.0) {
-                value += f64::from(u8::from(clicked)) / s.propensity;
                 matches.push((at, s.propensity, clicked));
             }
         }
-        query.values.push(value);
         query.matches.push(matches);
     }
     let queries: Vec<&QueryCells> = by_query.values().collect();
@@ -174,7 +167,11 @@ pub fn estimate(
     };
     let (n, ips, snips) = total(&queries);
     // IPS: a mean of independent per-impression values.
-    let values: Vec<f64> = queries.iter().flat_map(|q| q.values.iter().copied()).collect();
+    let values: Vec<f64> = queries
+        .iter()
+        .flat_map(|q| q.matches.iter())
+        .map(|matched| matched.iter().map(|&(_, propensity, clicked)| f64::from(u8::from(clicked)) / propensity).sum())
+        .collect();
     let sd = if values.len() > 1 {
         (values.iter().map(|v| (v - ips).powi(2)).sum::<f64>() / (values.len() - 1) as f64).sqrt()
     } else {

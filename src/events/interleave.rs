@@ -172,7 +172,6 @@ mod tests {
     /// Shoppers who click A's products more make A win, with a tight interval and a small p.
     #[test]
     fn clicks_on_one_team_make_it_win() {
-        use crate::events::{Event, Impression, Shown};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
         let a: Vec<String> = (0..10).map(|i| format!("a{i}")).collect();
         let b: Vec<String> = (0..10).map(|i| format!("b{i}")).collect();
@@ -184,40 +183,11 @@ mod tests {
                     .filter(|(_, team)| rng.random_bool(if *team == Team::A { 0.3 } else { 0.15 }))
                     .map(|(id, _)| id)
                     .collect();
-                Logged {
-                    impression: Impression {
-                        impression_id: String::new(),
-                        ts_ms: 0,
-                        query: "q".into(),
-                        filters: serde_json::json!({}),
-                        ranker: "interleave:ltr,hybrid".into(),
-                        model: None,
-                        k: 10,
-                        explore: Some(serde_json::json!({"interleave": {"a": "ltr", "b": "hybrid",
-                            "teams": merged.iter().map(|(_, t)| *t).collect::<Vec<_>>()}})),
-                        shown: merged
-                            .iter()
-                            .enumerate()
-                            .map(|(at, (id, _))| Shown {
-                                product_id: id.clone(),
-                                position: at + 1,
-                                score: 0.0,
-                                base_rank: at + 1,
-                                propensity: 1.0,
-                            })
-                            .collect(),
-                    },
-                    events: clicked
-                        .into_iter()
-                        .map(|id| Event {
-                            event_id: String::new(),
-                            product_id: id.clone(),
-                            kind: EventType::Click,
-                            value: None,
-                            ts_ms: 0,
-                        })
-                        .collect(),
-                }
+                let shown: Vec<&str> = merged.iter().map(|(id, _)| id.as_str()).collect();
+                let events: Vec<(&str, EventType)> = clicked.iter().map(|id| (id.as_str(), EventType::Click)).collect();
+                let teams: Vec<Team> = merged.iter().map(|(_, t)| *t).collect();
+                let trace = serde_json::json!({"interleave": {"a": "ltr", "b": "hybrid", "teams": teams}});
+                crate::events::logged_for_test("q", &shown, &events, Some(trace))
             })
             .collect();
         let result = compare(&log);

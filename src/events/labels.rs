@@ -153,10 +153,9 @@ pub fn query_key(text: &str) -> String {
 /// `ips`).
 pub fn from_log(log: &[Logged], curve: Option<&PositionCurve>, params: &LabelParams) -> Result<Labels, String> {
     params.validate()?;
-    let curve = match (params.debias, curve) {
-        (Debias::Ips, None) => return Err("ips labels need a position curve".into()),
-        (_, curve) => curve,
-    };
+    if params.debias == Debias::Ips && curve.is_none() {
+        return Err("ips labels need a position curve".into());
+    }
     // query key → (the text as typed, product → (worth, exposure))
     let mut sums: BTreeMap<String, (String, PairSums)> = BTreeMap::new();
     // The worth and exposure of products shown from below the fold.
@@ -252,42 +251,9 @@ pub fn combine(mut labels: Labels, judged_queries: &[(String, String)], judged: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{Event, Impression, Shown};
 
     fn impression(query: &str, shown: &[&str], clicked: &[(&str, EventType)]) -> Logged {
-        Logged {
-            impression: Impression {
-                impression_id: crate::events::new_id(),
-                ts_ms: 0,
-                query: query.into(),
-                filters: serde_json::json!({}),
-                ranker: "hybrid".into(),
-                model: None,
-                k: shown.len(),
-                explore: None,
-                shown: shown
-                    .iter()
-                    .enumerate()
-                    .map(|(at, id)| Shown {
-                        product_id: id.to_string(),
-                        position: at + 1,
-                        score: 0.0,
-                        base_rank: at + 1,
-                        propensity: 1.0,
-                    })
-                    .collect(),
-            },
-            events: clicked
-                .iter()
-                .map(|(id, kind)| Event {
-                    event_id: crate::events::new_id(),
-                    product_id: id.to_string(),
-                    kind: *kind,
-                    value: None,
-                    ts_ms: 0,
-                })
-                .collect(),
-        }
+        crate::events::logged_for_test(query, shown, clicked, None)
     }
 
     /// Equal clicks at a position looked at half as often mean twice the worth.

@@ -222,6 +222,50 @@ impl Logged {
     }
 }
 
+/// A logged impression that showed `shown` at positions 1, 2, … (without exploration) and
+/// the `events` on some of them: the estimators' tests build their logs from it.
+#[cfg(test)]
+pub(crate) fn logged_for_test(
+    query: &str,
+    shown: &[&str],
+    events: &[(&str, EventType)],
+    explore: Option<serde_json::Value>,
+) -> Logged {
+    Logged {
+        impression: Impression {
+            impression_id: new_id(),
+            ts_ms: 0,
+            query: query.into(),
+            filters: serde_json::json!({}),
+            ranker: "hybrid".into(),
+            model: None,
+            k: shown.len(),
+            explore,
+            shown: shown
+                .iter()
+                .enumerate()
+                .map(|(at, id)| Shown {
+                    product_id: id.to_string(),
+                    position: at + 1,
+                    score: 0.0,
+                    base_rank: at + 1,
+                    propensity: 1.0,
+                })
+                .collect(),
+        },
+        events: events
+            .iter()
+            .map(|(id, kind)| Event {
+                event_id: new_id(),
+                product_id: id.to_string(),
+                kind: *kind,
+                value: None,
+                ts_ms: 0,
+            })
+            .collect(),
+    }
+}
+
 /// Unix milliseconds now.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)

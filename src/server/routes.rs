@@ -318,13 +318,17 @@ async fn run_search(
         Mode::Single { .. } => None,
     };
     let k = request.k;
-    let filters = serde_json::to_value(&request.filters).unwrap_or_default();
-    let model = match pair {
-        Some((a, b)) => {
-            [engine.model_version(a), engine.model_version(b)].into_iter().flatten().reduce(|a, b| format!("{a},{b}"))
-        }
-        None => engine.model_version(request.ranker),
-    };
+    // What the impression records of the request, when there is a log to write it to.
+    let logged_request = state.event_log().map(|_| {
+        let model = match pair {
+            Some((a, b)) => [engine.model_version(a), engine.model_version(b)]
+                .into_iter()
+                .flatten()
+                .reduce(|a, b| format!("{a},{b}")),
+            None => engine.model_version(request.ranker),
+        };
+        (serde_json::to_value(&request.filters).unwrap_or_default(), model)
+    });
     if exploring && policy.insert > 0.0 {
         // Inserts draw from just below the fold: ask for those too.
         request.k = (k + policy.pool).min(crate::search::MAX_K).max(k);
@@ -379,7 +383,7 @@ async fn run_search(
         Some((a, b)) => format!("interleave:{a},{b}"),
         None => response.ranker.to_string(),
     };
-    if let Some(log) = state.event_log() {
+    if let (Some(log), Some((filters, model))) = (state.event_log(), logged_request) {
         let (propensities, trace) = match &placements {
             Some((placements, trace)) => {
                 (placements.iter().map(|p| (p.base_rank, p.propensity)).collect(), Some(trace.clone()))

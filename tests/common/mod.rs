@@ -96,3 +96,12 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Serves `state` on a free loopback port for the rest of the test; its base URL.
+pub async fn serve(state: std::sync::Arc<shelf::server::AppState>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = shelf::server::router(state);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
