@@ -470,3 +470,25 @@ fn the_events_commands_read_export_and_compact_a_log_and_say_what_is_missing() {
     let counts = shelf::events::store::counts(&path).unwrap();
     assert_eq!((counts.impressions, counts.shown, counts.events), (0, 0, 0));
 }
+
+/// Exploration asked for where the index's policy cannot explore is refused, not served
+/// unexplored.
+#[tokio::test]
+async fn explore_without_a_policy_that_explores_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = dir.path().join("index");
+    common::copy_dir(common::demo_index(), &index);
+    let config = index.join(shelf::index::CONFIG_FILE);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text = text[..text.find("[explore]").unwrap_or(text.len())].to_string();
+    text.push_str("\n[explore]\nswap = 0.0\ninsert = 0.0\n");
+    std::fs::write(&config, text).unwrap();
+    let state = AppState::open(&index, &common::encoder_dir(), None, None).unwrap();
+    let base = common::serve(state).await;
+    let get = |query: &str| reqwest::get(format!("{base}/search?q=chair&{query}"));
+    let refused = get("explore=true").await.unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let body: Value = refused.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("[explore]"), "{body}");
+    assert_eq!(get("explore=false").await.unwrap().status(), StatusCode::OK);
+}

@@ -284,8 +284,14 @@ impl Mode {
     fn of(engine: &Engine, explore: Option<bool>, interleave: Option<&str>) -> Result<Mode, ApiError> {
         let policy = &engine.index().config.explore;
         let Some(pair) = interleave else {
-            let explore = explore.unwrap_or(policy.enabled) && (policy.swap > 0.0 || policy.insert > 0.0);
-            return Ok(Mode::Single { explore });
+            let can_explore = policy.swap > 0.0 || policy.insert > 0.0;
+            if explore == Some(true) && !can_explore {
+                // Asked for, and impossible: say so rather than log an unexplored list.
+                return Err(ApiError::bad_request(
+                    "explore=true, but the index's [explore] policy has swap = 0 and insert = 0: set one in its config.toml",
+                ));
+            }
+            return Ok(Mode::Single { explore: explore.unwrap_or(policy.enabled) && can_explore });
         };
         if explore == Some(true) {
             return Err(ApiError::bad_request("interleave and explore=true do not combine: ask for one"));
