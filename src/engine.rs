@@ -597,9 +597,10 @@ impl Engine {
         order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
         order.truncate(settings.k);
         let mut explains = HashMap::new();
-        if settings.explain {
-            let (_, explained) = self.score_candidates(ranker, query, &candidates, settings.scoring, Some(&order))?;
-            for (&at, explanation) in order.iter().zip(explained) {
+        if let Some(from) = settings.explain_from {
+            let shown = &order[from.min(order.len())..];
+            let (_, explained) = self.score_candidates(ranker, query, &candidates, settings.scoring, Some(shown))?;
+            for (&at, explanation) in shown.iter().zip(explained) {
                 let mut json = explanation.to_json(&candidates[at].features);
                 if let Some(blend) = &blended {
                     json["utility"] = serde_json::json!({"score": blend.totals[at], "terms": blend.terms[at]});
@@ -646,8 +647,13 @@ impl Engine {
         ranker: RankerKind,
         scoring: Scoring,
     ) -> Result<Vec<(String, f32)>, SearchError> {
-        let settings =
-            Rerank { ranker, scoring, k: candidates.len(), explain: false, utility: self.index.config.utility.clone() };
+        let settings = Rerank {
+            ranker,
+            scoring,
+            k: candidates.len(),
+            explain_from: None,
+            utility: self.index.config.utility.clone(),
+        };
         let (ranked, _) = self.rerank(query, candidates, &settings)?;
         Ok(ranked.into_iter().map(|r| (r.id, r.score)).collect())
     }
@@ -674,10 +680,12 @@ impl Engine {
                 request.ranker
             )));
         }
+        // A page is the window `offset..offset + k` of the whole ranking.
+        let window = request.offset + request.k;
         // Hybrid gathers a deeper candidate list from each source than it returns.
         let depth = match request.ranker {
-            RankerKind::Bm25 | RankerKind::Dense => request.k,
-            _ => self.index.config.hybrid.candidates.max(request.k),
+            RankerKind::Bm25 | RankerKind::Dense => window,
+            _ => self.index.config.hybrid.candidates.max(window),
         };
         let Gathered { mut ranked, total, fuzzy, relaxed, facets, mut timings, plan } = self.gather(request, depth)?;
         let mut explains: HashMap<String, serde_json::Value> = HashMap::new();
@@ -693,8 +701,8 @@ impl Engine {
             let settings = Rerank {
                 ranker: request.ranker,
                 scoring: request.scoring,
-                k: request.k,
-                explain: request.explain,
+                k: window,
+                explain_from: request.explain.then_some(request.offset),
                 utility: match &request.utility {
                     Some(weights) => self.index.config.utility.overridden_by(weights),
                     None => self.index.config.utility.clone(),
@@ -702,7 +710,7 @@ impl Engine {
             };
             let (mut reranked, explained) = self.rerank(&request.query, candidates, &settings)?;
             let floor = reranked.iter().map(|r| r.score).fold(f32::INFINITY, f32::min);
-            for (at, mut item) in tail.into_iter().enumerate().take(request.k.saturating_sub(reranked.len())) {
+            for (at, mut item) in tail.into_iter().enumerate().take(window.saturating_sub(reranked.len())) {
                 item.score = floor - 1.0 - at as f32;
                 reranked.push(item);
             }
@@ -710,7 +718,8 @@ impl Engine {
             explains = explained;
             timings.rank = Some(millis(rank_started));
         }
-        ranked.truncate(request.k);
+        ranked.truncate(window);
+        ranked.drain(..request.offset.min(ranked.len()));
 
         let fetch_started = Instant::now();
         let mut results = Vec::with_capacity(ranked.len());
@@ -722,7 +731,7 @@ impl Engine {
                 id: item.id,
                 title: product.title.clone(),
                 score: item.score,
-                rank: at + 1,
+                rank: request.offset + at + 1,
                 sources: item.sources,
                 product,
                 explain,
@@ -749,7 +758,8 @@ struct Rerank {
     ranker: RankerKind,
     scoring: Scoring,
     k: usize,
-    explain: bool,
+    /// Explain the results from this 0-based position to `k` (the page shown), or none.
+    explain_from: Option<usize>,
     utility: Weights,
 }
 

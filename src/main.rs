@@ -472,6 +472,9 @@ struct SearchArgs {
     /// Results to show.
     #[arg(short, long, default_value_t = DEFAULT_K)]
     k: usize,
+    /// Results to skip first (the next page starts at offset k).
+    #[arg(long, default_value_t = 0)]
+    offset: usize,
     /// `field:value`, repeatable: brand:NAME, category:A > B, price:MIN..MAX, rating:MIN, in_stock:true.
     #[arg(long = "filter", value_name = "FIELD:VALUE")]
     filters: Vec<String>,
@@ -507,6 +510,13 @@ struct ServeArgs {
     /// (created if missing).
     #[arg(long)]
     events: Option<PathBuf>,
+    /// Judged queries (`qid<TAB>query`) for the workbench: grades beside results, nDCG@10
+    /// per ranker, the queries where two rankers differ most. With --qrels.
+    #[arg(long, requires = "qrels")]
+    queries: Option<PathBuf>,
+    /// Their judgments (`qid 0 docid grade`). With --queries.
+    #[arg(long, requires = "queries")]
+    qrels: Option<PathBuf>,
 }
 
 /// How much load the server takes on before it answers 503, and how long a search may take.
@@ -585,18 +595,7 @@ fn main() {
     let result = match cli.command {
         Command::Index(args) => run_index(args),
         Command::Search(args) => run_search(args),
-        Command::Serve(args) => run_serve(
-            &args.index,
-            &args.encoder.dir,
-            args.model.model_dir.as_deref(),
-            args.addr,
-            Serving {
-                admin_token: args.admin_token,
-                limits: &args.limits,
-                events: args.events.as_deref(),
-                banner: None,
-            },
-        ),
+        Command::Serve(args) => run_serve_command(args),
         Command::Demo(args) => run_demo(args),
         Command::Eval(mut args) => match args.action.take() {
             Some(EvalAction::Compare(compare)) => run_compare(compare),
@@ -704,6 +703,7 @@ fn run_search(args: SearchArgs) -> Result<()> {
     let request = |text: String| SearchRequest {
         query: text,
         k: args.k,
+        offset: args.offset,
         ranker,
         filters: filters.clone(),
         facets: args.facets,
@@ -785,13 +785,34 @@ struct Serving<'a> {
     limits: &'a LimitArgs,
     /// The engagement log, when kept.
     events: Option<&'a Path>,
+    /// Judged queries for the workbench.
+    judgments: Option<Judgments>,
     /// Printed once listening.
     banner: Option<String>,
 }
 
+fn run_serve_command(args: ServeArgs) -> Result<()> {
+    let judgments = match (&args.queries, &args.qrels) {
+        (Some(queries), Some(qrels)) => Some((read_queries_file(queries)?, read_qrels_file(qrels)?)),
+        _ => None,
+    };
+    let serving = Serving {
+        admin_token: args.admin_token,
+        limits: &args.limits,
+        events: args.events.as_deref(),
+        judgments,
+        banner: None,
+    };
+    run_serve(&args.index, &args.encoder.dir, args.model.model_dir.as_deref(), args.addr, serving)
+}
+
 fn run_serve(index: &Path, encoder: &Path, model: Option<&Path>, addr: SocketAddr, serving: Serving) -> Result<()> {
-    let Serving { admin_token, limits, events, banner } = serving;
+    let Serving { admin_token, limits, events, judgments, banner } = serving;
     let state = server::AppState::open_with_limits(index, encoder, model, admin_token, limits.limits())?;
+    if let Some((queries, qrels)) = judgments {
+        let held = state.judge_with(queries, qrels).map_err(anyhow::Error::msg)?;
+        tracing::info!(queries = held, "holding judged queries for the workbench");
+    }
     if let Some(path) = events {
         state.log_events_to(path)?;
         tracing::info!(log = %path.display(), "logging impressions and events");
@@ -873,7 +894,7 @@ fn run_demo(args: DemoArgs) -> Result<()> {
     let base = format!("http://{}", args.addr);
     let events = if args.events.is_absolute() { args.events.clone() } else { root.join(&args.events) };
     let banner = format!(
-        "\nshelf demo is serving on {base}  (open {base}/ in a browser; Ctrl-C stops)\n\n\
+        "\nshelf demo is serving on {base}  (open {base}/ for the relevance workbench; Ctrl-C stops)\n\n\
          try:\n  \
          curl '{base}/search?q=36+in+vanity+grey&k=5'\n  \
          curl '{base}/search?q=couch&filter=price:..800&filter=rating:4'\n  \
@@ -884,8 +905,16 @@ fn run_demo(args: DemoArgs) -> Result<()> {
          impressions and events are logged to {events} (see \"Learning from engagement\" in the README)\n",
         events = events.display()
     );
-    let serving =
-        Serving { admin_token: args.admin_token, limits: &args.limits, events: Some(&events), banner: Some(banner) };
+    // The workbench shows the demo's judged queries' grades.
+    let judgments =
+        (read_queries_file(&root.join(demo::QUERIES_PATH))?, read_qrels_file(&root.join(demo::QRELS_PATH))?);
+    let serving = Serving {
+        admin_token: args.admin_token,
+        limits: &args.limits,
+        events: Some(&events),
+        judgments: Some(judgments),
+        banner: Some(banner),
+    };
     run_serve(&index_dir, &args.encoder.dir, Some(&model_dir), args.addr, serving)
 }
 
@@ -1706,10 +1735,9 @@ fn run_events(action: EventsAction) -> Result<()> {
         }
         EventsAction::Stats { log, json } => {
             let counts = store::counts(&log)?;
-            let logged = store::read_log(&log)?;
-            let by_position = bias::clicks_by_position(&logged, 10);
+            let summary = shelf::events::summary::Summary::of(&store::read_log(&log)?, 10, 10);
             if json {
-                println!("{}", serde_json::json!({"counts": counts, "clicks_by_position": by_position}));
+                println!("{}", serde_json::json!({"counts": counts, "summary": summary}));
                 return Ok(());
             }
             println!(
@@ -1720,9 +1748,16 @@ fn run_events(action: EventsAction) -> Result<()> {
                 counts.events
             );
             println!("position  shown  clicked  click-through");
-            for (at, (shown, clicked)) in by_position.iter().enumerate() {
-                let rate = if *shown > 0 { *clicked as f64 / *shown as f64 } else { 0.0 };
-                println!("{:>8}  {shown:>5}  {clicked:>7}  {rate:>13.4}", at + 1);
+            for row in &summary.by_position {
+                println!("{:>8}  {:>5}  {:>7}  {:>13.4}", row.position, row.shown, row.clicked, row.rate);
+            }
+            for (title, list) in [("zero results", &summary.zero_results), ("no clicks", &summary.no_clicks)] {
+                if !list.is_empty() {
+                    println!("\nmost searched with {title}:");
+                    for query in list {
+                        println!("  {:>6}  {}", query.searches, query.query);
+                    }
+                }
             }
         }
         EventsAction::Export { log, out } => {

@@ -25,6 +25,9 @@ use crate::catalog::Product;
 
 /// The most results one request may ask for.
 pub const MAX_K: usize = 200;
+/// Deepest a page may start (`offset`): shoppers rarely page further, and each page ranks
+/// everything above it.
+pub const MAX_OFFSET: usize = 1000;
 /// Longest query accepted, in bytes and in words: a pasted page must not cost seconds of
 /// fuzzy matching. Judged shop queries are far shorter (Home Depot: 12 words, 60 bytes at most).
 pub const MAX_QUERY_BYTES: usize = 1024;
@@ -205,6 +208,8 @@ impl Filters {
 pub struct SearchRequest {
     pub query: String,
     pub k: usize,
+    /// Results skipped before the `k` returned (pagination): ranks start at `offset + 1`.
+    pub offset: usize,
     pub ranker: RankerKind,
     pub filters: Filters,
     /// Count brands and categories over all matching products.
@@ -223,6 +228,7 @@ impl SearchRequest {
         SearchRequest {
             query: query.into(),
             k: DEFAULT_K,
+            offset: 0,
             ranker: RankerKind::Bm25,
             filters: Filters::default(),
             facets: false,
@@ -251,6 +257,9 @@ impl SearchRequest {
         }
         if self.k == 0 || self.k > MAX_K {
             return Err(format!("k must be between 1 and {MAX_K}, got {}", self.k));
+        }
+        if self.offset > MAX_OFFSET {
+            return Err(format!("offset must be at most {MAX_OFFSET}, got {}", self.offset));
         }
         self.filters.validate()
     }
@@ -299,12 +308,31 @@ pub struct FacetCount {
     pub count: u64,
 }
 
-/// Counts of brands and categories over every product that matched.
+/// What every product that matched offers to filter by: counts of brands and categories,
+/// the price range, ratings and stock.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Facets {
     pub brand: Vec<FacetCount>,
     /// Top-level categories, and the children of the filtered category when there is one.
     pub category: Vec<FacetCount>,
+    /// The lowest and highest price; absent when no matching product has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub price: Option<PriceRange>,
+    /// Products with at least `4`, `3`, `2`, `1` stars (the values of `filter=rating:N`),
+    /// best first; a value no product reaches is left out.
+    #[serde(default)]
+    pub rating: Vec<FacetCount>,
+    /// Products in stock (`true`) and out of stock (`false`).
+    #[serde(default)]
+    pub in_stock: Vec<FacetCount>,
+}
+
+/// The prices of the matching products span this range.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PriceRange {
+    pub min: f64,
+    pub max: f64,
 }
 
 /// Milliseconds spent in each stage; a stage the ranker did not use is left out.

@@ -439,7 +439,8 @@ fn the_events_commands_read_export_and_compact_a_log_and_say_what_is_missing() {
     assert!(ok);
     let stats: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(stats["counts"], json!({"impressions": 3, "shown": 6, "events": 1}));
-    assert_eq!(stats["clicks_by_position"][1], json!([3, 1]));
+    assert_eq!(stats["summary"]["by_position"][1], json!({"position": 2, "shown": 3, "clicked": 1, "rate": 1.0 / 3.0}));
+    assert_eq!(stats["summary"]["no_clicks"][0]["searches"], 2);
 
     let export = dir.path().join("log.jsonl");
     let (ok, _, _) = shelf(&["events", "export", "--log", log_arg, "--out", export.to_str().unwrap()]);

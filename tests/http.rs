@@ -137,6 +137,116 @@ async fn filters_restrict_results_and_facets_count_them() {
     assert_eq!(body["total_candidates"], 0);
 }
 
+/// The range facets describe the matching products, and each value filters to its count.
+#[tokio::test]
+async fn price_rating_and_stock_facets_count_what_their_filters_keep() {
+    let (server, _) = Server::start(None).await;
+    let (_, body) = server.get("/search?q=lamp&k=200").await;
+    let facets = &body["facets"];
+    let total = body["total_candidates"].as_u64().unwrap();
+    let (min, max) = (facets["price"]["min"].as_f64().unwrap(), facets["price"]["max"].as_f64().unwrap());
+    assert!(min < max, "{facets}");
+    let (_, all) = server.get(&format!("/search?q=lamp&k=200&filter=price:{min}..{max}")).await;
+    assert_eq!(all["total_candidates"].as_u64().unwrap(), total, "the range holds every priced match");
+    let stars: Vec<&str> = facets["rating"].as_array().unwrap().iter().map(|r| r["value"].as_str().unwrap()).collect();
+    assert_eq!(stars, ["4", "3", "2", "1"], "best first");
+    for facet in facets["rating"].as_array().unwrap() {
+        let (_, kept) =
+            server.get(&format!("/search?q=lamp&k=1&filter=rating:{}", facet["value"].as_str().unwrap())).await;
+        assert_eq!(kept["total_candidates"], facet["count"], "rating:{}", facet["value"]);
+    }
+    let mut stocked = 0;
+    for facet in facets["in_stock"].as_array().unwrap() {
+        let (_, kept) =
+            server.get(&format!("/search?q=lamp&k=1&filter=in_stock:{}", facet["value"].as_str().unwrap())).await;
+        assert_eq!(kept["total_candidates"], facet["count"], "in_stock:{}", facet["value"]);
+        stocked += facet["count"].as_u64().unwrap();
+    }
+    assert_eq!(stocked, total, "every demo product says whether it is in stock");
+}
+
+/// Page 2 is the continuation of page 1 for every ranker, explanations included, and the
+/// limits are checked.
+#[tokio::test]
+async fn offset_pages_through_the_same_ranking() {
+    let (server, _) = Server::start_with(None, Some(common::demo_model())).await;
+    for ranker in ["bm25", "hybrid", "ltr", "ensemble"] {
+        let (_, whole) = server.get(&format!("/search?q=desk+lamp&k=20&ranker={ranker}")).await;
+        let (status, second) =
+            server.get(&format!("/search?q=desk+lamp&k=10&offset=10&ranker={ranker}&explain=true")).await;
+        assert_eq!(status, StatusCode::OK, "{second}");
+        assert_eq!(ids(&second), ids(&whole)[10..], "{ranker}");
+        let ranks: Vec<u64> =
+            second["results"].as_array().unwrap().iter().map(|h| h["rank"].as_u64().unwrap()).collect();
+        assert_eq!(ranks, (11..=20).collect::<Vec<u64>>());
+        if ranker != "bm25" && ranker != "hybrid" {
+            assert!(second["results"].as_array().unwrap().iter().all(|h| h["explain"].is_object()), "{ranker}");
+        }
+    }
+    let (status, body) = server.get("/search?q=lamp&offset=1001").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")));
+    let (status, _) = server.get("/search?q=lamp&offset=-1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = server.get("/search?q=lamp&offset=10&interleave=ltr,hybrid").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "interleaving is for the first page: {body}");
+}
+
+/// With judged queries the server tells a query's grades and where two rankers differ;
+/// without them it says which flags turn that on.
+#[tokio::test]
+async fn judgments_give_grades_and_the_queries_two_rankers_disagree_on() {
+    let (server, _) = Server::start(None).await;
+    let (status, body) = server.get("/judgments?q=sofas").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("judgments_disabled")));
+    let (status, body) = server.get("/engagement").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("events_disabled")));
+
+    let state = AppState::open(common::demo_index(), &common::encoder_dir(), None, None).unwrap();
+    let (queries, qrels) = common::demo_judgments();
+    assert_eq!(state.judge_with(queries.clone(), qrels.clone()).unwrap(), queries.len());
+    let (server, _) = Server::serve(state).await;
+    let (status, body) = server.get("/judgments?q=++SOFAS+").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["query"], "sofas");
+    let qid = body["qid"].as_str().unwrap();
+    assert_eq!(
+        serde_json::from_value::<std::collections::BTreeMap<String, i32>>(body["grades"].clone()).unwrap(),
+        qrels[qid]
+    );
+    let (status, body) = server.get("/judgments?q=no+such+judged+query").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_judged")));
+
+    let (status, body) = server.get("/judgments/differences?a=hybrid&b=bm25&limit=5").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let listed = body["differences"].as_array().unwrap();
+    assert_eq!(listed.len(), 5);
+    let sizes: Vec<f64> = listed.iter().map(|d| d["delta"].as_f64().unwrap().abs()).collect();
+    assert!(sizes.windows(2).all(|w| w[0] >= w[1]) && sizes[4] > 0.0, "biggest first: {sizes:?}");
+    // Each listed number is the nDCG@10 of the page the server serves for that query.
+    let first = &listed[0];
+    let (_, page) =
+        server.get(&format!("/search?q={}&ranker=bm25&k=10", urlencode(first["query"].as_str().unwrap()))).await;
+    let grades = &qrels[first["qid"].as_str().unwrap()];
+    let served = shelf::eval::metrics::Metrics::compute(&ids(&page), grades, shelf::eval::DEFAULT_THRESHOLD);
+    assert!((served.get("ndcg@10").unwrap() - first["b"].as_f64().unwrap()).abs() < 1e-9);
+    assert_eq!(
+        body["wins"].as_u64().unwrap() + body["losses"].as_u64().unwrap() + body["ties"].as_u64().unwrap(),
+        body["queries"].as_u64().unwrap()
+    );
+    for (query, code) in [
+        ("a=hybrid&b=hybrid", "invalid_request"),
+        ("a=hybrid&b=nope", "unknown_ranker"),
+        ("a=ltr&b=bm25", "ranker_unavailable"),
+    ] {
+        let (status, body) = server.get(&format!("/judgments/differences?{query}")).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some(code)), "{query}");
+    }
+}
+
+fn urlencode(value: &str) -> String {
+    serde_urlencoded::to_string([("v", value)]).unwrap().trim_start_matches("v=").to_string()
+}
+
 #[tokio::test]
 async fn odd_queries_just_work() {
     let (server, _) = Server::start(None).await;
@@ -408,7 +518,7 @@ async fn a_served_model_ranks_by_default_and_explains_itself() {
 
 /// Every route the server answers, as (method, path): a route served but not documented, or
 /// documented but not served, fails `the_openapi_document_is_the_router`.
-const ROUTES: [(&str, &str); 10] = [
+const ROUTES: [(&str, &str); 13] = [
     ("get", "/"),
     ("get", "/search"),
     ("post", "/search"),
@@ -419,6 +529,9 @@ const ROUTES: [(&str, &str); 10] = [
     ("get", "/openapi.json"),
     ("post", "/admin/reload"),
     ("post", "/events"),
+    ("get", "/judgments"),
+    ("get", "/judgments/differences"),
+    ("get", "/engagement"),
 ];
 
 /// Follows `{"$ref": "#/components/schemas/NAME"}` to the schema it names.
@@ -567,7 +680,11 @@ async fn probe(server: &Server, doc: &Value, call: Call<'_>) -> (StatusCode, Val
 
 #[tokio::test]
 async fn the_openapi_document_is_the_router() {
-    let (server, _) = Server::start(Some("s3cret")).await;
+    let (server, state) = Server::start(Some("s3cret")).await;
+    // Judged queries, so the workbench's judgment routes answer; no event log (tests/events.rs
+    // covers a server with one).
+    let (queries, qrels) = common::demo_judgments();
+    state.judge_with(queries, qrels).unwrap();
     let (status, doc) = server.get("/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -614,11 +731,10 @@ async fn the_openapi_document_is_the_router() {
         let message = answer["error"]["message"].as_str().unwrap_or_default();
         assert!(!message.starts_with("no such route"), "{method} {path} is documented but not served");
         assert_ne!(answer["error"]["code"], "method_not_allowed", "{method} {path} is documented but not served");
-        // Without a token reload is refused; this server keeps no event log (tests/events.rs
-        // covers one that does).
+        // Without a token reload is refused; this server keeps no event log.
         let answered = match template {
             "/admin/reload" => StatusCode::UNAUTHORIZED,
-            "/events" => StatusCode::NOT_FOUND,
+            "/events" | "/engagement" => StatusCode::NOT_FOUND,
             _ => StatusCode::OK,
         };
         assert_eq!(status, answered, "{method} {path}: {answer}");

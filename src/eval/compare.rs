@@ -22,9 +22,13 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
+use rayon::prelude::*;
+
 use super::metrics::{Metrics, NAMES};
 use super::trec::{Qrels, Run};
-use super::{evaluate_run, DEFAULT_THRESHOLD};
+use super::{evaluate_run, EvalError, DEFAULT_THRESHOLD};
+use crate::engine::{Engine, SearchError};
+use crate::search::{RankerKind, SearchRequest};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -279,6 +283,44 @@ fn p_phrase(p: f64) -> String {
     } else {
         format!("= {p:.2e}")
     }
+}
+
+/// What a shopper sees from `a` and from `b` (the first page of `k`, as served: the final
+/// model, no held-out folds) on every judged query, compared. The workbench steps through its
+/// biggest differences; the scores are the served ranks, so the order compared is exactly
+/// the order shown.
+pub fn served(
+    engine: &Engine,
+    queries: &[(String, String)],
+    qrels: &Qrels,
+    (a, b): (RankerKind, RankerKind),
+    k: usize,
+) -> Result<Comparison, EvalError> {
+    let judged: Vec<&(String, String)> =
+        queries.iter().filter(|(qid, text)| qrels.contains_key(qid) && !text.trim().is_empty()).collect();
+    if judged.is_empty() {
+        return Err(EvalError::NothingJudged);
+    }
+    for ranker in [a, b] {
+        engine.check_ranker(ranker)?;
+    }
+    if a.uses_vectors() || b.uses_vectors() {
+        let texts: Vec<&str> = judged.iter().map(|(_, text)| text.as_str()).collect();
+        engine.embed_queries(&texts, &|_| {})?;
+    }
+    let page = |ranker: RankerKind, text: &str| -> Result<Vec<(String, f64)>, SearchError> {
+        let request = SearchRequest { ranker, ..SearchRequest::new(text).with_k(k) };
+        let results = engine.search(&request)?.results;
+        Ok(results.into_iter().map(|hit| (hit.id, -(hit.rank as f64))).collect())
+    };
+    let pages = judged
+        .par_iter()
+        .map(|(qid, text)| Ok(((qid.clone(), page(a, text)?), (qid.clone(), page(b, text)?))))
+        .collect::<Result<Vec<_>, SearchError>>()?;
+    let (run_a, run_b): (Run, Run) = pages.into_iter().unzip();
+    let options = Options { names: (a.to_string(), b.to_string()), ..Options::default() };
+    compare(&run_a, &run_b, qrels, &texts(queries), &options)
+        .map_err(|e| EvalError::Search(SearchError::InvalidRequest(e)))
 }
 
 /// Query texts by qid, for reports.

@@ -225,9 +225,12 @@ fn interval(values: &mut [f64]) -> Option<(f64, f64)> {
 pub fn clicks_by_position(log: &[Logged], positions: usize) -> Vec<(u64, u64)> {
     let mut counts = vec![(0u64, 0u64); positions];
     for logged in log {
-        for (at, strongest) in logged.strongest_by_position().into_iter().enumerate().take(positions) {
-            counts[at].0 += 1;
-            counts[at].1 += u64::from(strongest.is_some_and(|e| e >= EventType::Click));
+        // By the position shown, which a later page (`offset`) starts past 1.
+        for (shown, strongest) in logged.impression.shown.iter().zip(logged.strongest_by_position()) {
+            if let Some(count) = shown.position.checked_sub(1).and_then(|at| counts.get_mut(at)) {
+                count.0 += 1;
+                count.1 += u64::from(strongest.is_some_and(|e| e >= EventType::Click));
+            }
         }
     }
     counts

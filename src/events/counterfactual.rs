@@ -120,8 +120,9 @@ pub fn estimate(
 ) -> Estimate {
     let mut by_query: BTreeMap<String, QueryCells> = BTreeMap::new();
     let mut logged_clicks = 0.0;
-    // Interleaved lists carry no propensities: they cannot speak for another ranker.
-    for logged in log.iter().filter(|l| !l.interleaved()) {
+    // Interleaved lists carry no propensities: they cannot speak for another ranker. Later
+    // pages are not the first page a ranker would show.
+    for logged in log.iter().filter(|l| !l.interleaved() && l.first_page()) {
         let key = format!("{}\u{0}{}", logged.impression.query, logged.impression.filters);
         let query = by_query.entry(key).or_insert_with(|| {
             let mut list = target(&logged.impression.query, &logged.impression.filters);

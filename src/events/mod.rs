@@ -15,6 +15,8 @@
 //! - [`counterfactual`] estimates a new ranker's click-through from the log before it is
 //!   shown to anyone (`shelf eval --events`);
 //! - [`interleave`] compares two rankers online, merged into one list by team draft;
+//! - [`summary`] is the log at a glance: click-through by position, the curve, and the
+//!   queries that found nothing or drew no click (`shelf events stats`, the workbench);
 //! - [`simulate`] plays shoppers against a running server, to test all of it end to end.
 //!
 //! ```
@@ -34,6 +36,7 @@ pub mod interleave;
 pub mod labels;
 pub mod simulate;
 pub mod store;
+pub mod summary;
 
 use std::fmt;
 use std::str::FromStr;
@@ -208,6 +211,12 @@ impl Logged {
             .iter()
             .map(|shown| self.events.iter().filter(|e| e.product_id == shown.product_id).map(|e| e.kind).max())
             .collect()
+    }
+
+    /// Whether this impression showed the first page (a later one, `offset` > 0, starts past
+    /// position 1).
+    pub fn first_page(&self) -> bool {
+        self.impression.shown.first().is_none_or(|shown| shown.position == 1)
     }
 
     /// Whether two rankers were interleaved in this impression.

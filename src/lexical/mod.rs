@@ -30,6 +30,7 @@
 mod config;
 mod query;
 mod schema;
+pub mod stats;
 pub mod text;
 
 pub use config::{FieldBoosts, FuzzyConfig, LexicalConfig, MatchConfig};
@@ -229,8 +230,8 @@ impl LexicalIndex {
             collector.add_facet(chosen.clone());
             collector
         });
-        let ((docs, total), brand_counts, category_counts, children_counts) =
-            searcher.search(query, &((top, Count), brands, categories, children))?;
+        let ((docs, total), brand_counts, category_counts, (children_counts, ranges)) =
+            searcher.search(query, &((top, Count), brands, categories, (children, stats::RangeStatsCollector)))?;
         let counts = |counts: &tantivy::collector::FacetCounts, facet: &Facet| -> Vec<FacetCount> {
             counts
                 .top_k(facet.clone(), FACET_VALUES)
@@ -242,7 +243,13 @@ impl LexicalIndex {
         if let (Some(chosen), Some(children_counts)) = (&chosen_category, &children_counts) {
             category.extend(counts(children_counts, chosen));
         }
-        let facets = Facets { brand: counts(&brand_counts, &Facet::root()), category };
+        let facets = Facets {
+            brand: counts(&brand_counts, &Facet::root()),
+            category,
+            price: ranges.price(),
+            rating: ranges.rating(),
+            in_stock: ranges.stock(),
+        };
         Ok(LexicalHits { hits: to_hits(docs), total: total as u64, facets: Some(facets), ..Default::default() })
     }
 

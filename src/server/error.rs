@@ -62,7 +62,8 @@ error_codes! {
     Timeout,
     /// A fault in the server.
     Internal,
-    /// `POST /events`: the server was started without an event log (`--events FILE`).
+    /// `POST /events`, `GET /engagement`: the server was started without an event log
+    /// (`--events FILE`).
     EventsDisabled,
     /// An event is malformed: a missing field, a wrong type, an unknown event type.
     InvalidEvent,
@@ -74,8 +75,14 @@ error_codes! {
     EventIdConflict,
     /// Some events of a batch were refused; the others are stored (see `results`).
     EventsRejected,
-    /// The event log could not store the events; nothing of the request was stored.
+    /// The event log could not store the events (nothing of the request was stored), or
+    /// cannot be read.
     StoreUnavailable,
+    /// The workbench's judgment routes: the server was started without judged queries
+    /// (`--queries FILE --qrels FILE`).
+    JudgmentsDisabled,
+    /// No judged query has that text.
+    NotJudged,
 }
 
 /// The body of every error response.

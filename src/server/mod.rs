@@ -10,7 +10,10 @@
 //! | `GET /openapi.json` | the OpenAPI document, generated from the handlers and their types ([`openapi_document`]) |
 //! | `POST /events` | shoppers' clicks, add-to-carts and purchases on an impression (one event or a list) |
 //! | `POST /admin/reload` | reopen the index directory and the model (bearer token) |
-//! | `GET /` | a search page |
+//! | `GET /judgments?q=` | a judged query's grades (`--queries`, `--qrels`) |
+//! | `GET /judgments/differences?a=&b=` | the judged queries where two rankers differ most |
+//! | `GET /engagement` | click-through by position, the position curve, zero-result and no-click queries |
+//! | `GET /` | the relevance workbench: search, explanations, side-by-side rankers, engagement |
 //!
 //! The engine sits behind an atomic swap: a reload never drops a request in flight.
 //!
@@ -26,9 +29,11 @@
 mod error;
 mod openapi;
 mod routes;
+mod workbench;
 
 pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
 pub use openapi::document as openapi_document;
+pub use workbench::Judgments;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -89,6 +94,8 @@ pub struct AppState {
     reloading: tokio::sync::Mutex<()>,
     /// Where impressions and events go ([`AppState::log_events_to`]); none: not logged.
     events: OnceLock<crate::events::EventLog>,
+    /// Judged queries for the workbench ([`AppState::judge_with`]).
+    judgments: OnceLock<Judgments>,
 }
 
 impl AppState {
@@ -126,6 +133,7 @@ impl AppState {
             draining: AtomicBool::new(false),
             reloading: tokio::sync::Mutex::new(()),
             events: OnceLock::new(),
+            judgments: OnceLock::new(),
         }))
     }
 
@@ -137,6 +145,24 @@ impl AppState {
             path: log.path().display().to_string(),
             message: "this server already logs events".into(),
         })
+    }
+
+    /// Holds judged queries, so the workbench shows grades and nDCG@10 beside results and
+    /// steps through the queries where two rankers differ most. Once per server; returns
+    /// how many queries have judgments.
+    pub fn judge_with(&self, queries: Vec<(String, String)>, qrels: crate::eval::trec::Qrels) -> Result<usize, String> {
+        let judgments = Judgments::new(queries, qrels);
+        if judgments.is_empty() {
+            return Err("no query of the query file has judgments in the qrels (do the qids match?)".into());
+        }
+        let held = judgments.len();
+        self.judgments.set(judgments).map_err(|_| "this server already holds judgments".to_string())?;
+        Ok(held)
+    }
+
+    /// The judged queries, when the server holds them.
+    pub fn judgments(&self) -> Option<&Judgments> {
+        self.judgments.get()
     }
 
     /// The event log, when the server keeps one.

@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ErrorBody, ErrorCode};
-use super::{routes, AppState};
+use super::{routes, workbench, AppState};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -56,6 +56,9 @@ pub(super) fn api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(routes::openapi))
         .routes(routes!(routes::events))
         .routes(routes!(routes::reload))
+        .routes(routes!(workbench::judged))
+        .routes(routes!(workbench::differences))
+        .routes(routes!(workbench::engagement))
 }
 
 /// The OpenAPI document of the HTTP API, built once.

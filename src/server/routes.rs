@@ -65,6 +65,13 @@ struct SearchBody {
     explore: Option<bool>,
     /// Two rankers to interleave by team draft, e.g. `"ltr,hybrid"`.
     interleave: Option<String>,
+    /// Results to skip (pagination): ranks start at `offset + 1`.
+    #[schema(minimum = 0, maximum = 1000, default = 0)]
+    offset: Option<usize>,
+    /// Log this search's impression when the server keeps an event log (`false` for
+    /// searches no shopper sees, such as the workbench's).
+    #[schema(default = true)]
+    log: Option<bool>,
 }
 
 fn ranker(engine: &Engine, name: Option<&str>) -> Result<RankerKind, ApiError> {
@@ -74,6 +81,15 @@ fn ranker(engine: &Engine, name: Option<&str>) -> Result<RankerKind, ApiError> {
             .parse()
             .map_err(|message: String| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::UnknownRanker, message)),
     }
+}
+
+/// What a route that needs the event log answers on a server without one.
+pub(super) fn events_disabled() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::EventsDisabled,
+        "this server keeps no event log: start `shelf serve` with --events FILE",
+    )
 }
 
 /// A body that could not be read: too large (413), or broken off.
@@ -143,6 +159,17 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
             example = "hybrid,bm25",
         ),
         (
+            "offset" = Option<usize>, Query, minimum = 0, maximum = 1000,
+            description = "Results to skip, for the next pages: ranks start at offset + 1 (default 0).",
+            example = 0,
+        ),
+        (
+            "log" = Option<bool>, Query,
+            description = "Log this search's impression when the server keeps an event log (default true; \
+                `false` for searches no shopper sees, such as the workbench's).",
+            example = true,
+        ),
+        (
             "explore" = Option<bool>, Query,
             description = "Perturb the order with the index's [explore] policy and log each product's \
                 propensity (default: the policy's `enabled`, off unless configured).",
@@ -176,6 +203,7 @@ pub(super) async fn search_get(
     let mut utility = None;
     let mut explore = None;
     let mut interleave = None;
+    let (mut offset, mut log) = (0, true);
     for (name, value) in &pairs {
         match name.as_str() {
             "q" => q = Some(value.clone()),
@@ -191,6 +219,15 @@ pub(super) async fn search_get(
             "explain" => explain = parse_bool("explain", value)?,
             "facets" => facets = parse_bool("facets", value)?,
             "utility" => utility = Some(value.parse::<Weights>().map_err(invalid_utility)?),
+            "offset" => {
+                offset = value.trim().parse().map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "offset must be a whole number between 0 and {}, got '{value}'",
+                        crate::search::MAX_OFFSET
+                    ))
+                })?
+            }
+            "log" => log = parse_bool("log", value)?,
             "explore" => explore = Some(parse_bool("explore", value)?),
             "interleave" => interleave = Some(value.as_str()),
             "filter" => filters
@@ -201,8 +238,8 @@ pub(super) async fn search_get(
                     StatusCode::BAD_REQUEST,
                     ErrorCode::UnknownParameter,
                     format!(
-                        "unknown parameter '{other}' (parameters: q, k, ranker, filter, facets, explain, utility, \
-                         explore, interleave)"
+                        "unknown parameter '{other}' (parameters: q, k, offset, ranker, filter, facets, explain, \
+                         utility, explore, interleave, log)"
                     ),
                 ))
             }
@@ -212,6 +249,7 @@ pub(super) async fn search_get(
     let request = SearchRequest {
         query: q,
         k,
+        offset,
         ranker: ranker(&engine, ranker_name)?,
         filters,
         facets,
@@ -219,8 +257,8 @@ pub(super) async fn search_get(
         utility,
         scoring: crate::rank::Scoring::Final,
     };
-    let mode = Mode::of(&engine, explore, interleave)?;
-    run_search(&state, engine, request, mode).await
+    let mode = Mode::of(&engine, explore, interleave, offset)?;
+    run_search(&state, engine, request, mode, log).await
 }
 
 /// Search products (JSON body)
@@ -261,6 +299,7 @@ pub(super) async fn search_post(
     let request = SearchRequest {
         query: body.q,
         k: body.k.unwrap_or(DEFAULT_K),
+        offset: body.offset.unwrap_or(0),
         ranker: ranker(&engine, body.ranker.as_deref())?,
         filters: body.filter.unwrap_or_default(),
         facets: body.facets.unwrap_or(true),
@@ -268,8 +307,8 @@ pub(super) async fn search_post(
         utility: body.utility,
         scoring: crate::rank::Scoring::Final,
     };
-    let mode = Mode::of(&engine, body.explore, body.interleave.as_deref())?;
-    run_search(&state, engine, request, mode).await
+    let mode = Mode::of(&engine, body.explore, body.interleave.as_deref(), request.offset)?;
+    run_search(&state, engine, request, mode, body.log.unwrap_or(true)).await
 }
 
 /// How a search's list is made from the ranker(s).
@@ -281,8 +320,18 @@ enum Mode {
 }
 
 impl Mode {
-    fn of(engine: &Engine, explore: Option<bool>, interleave: Option<&str>) -> Result<Mode, ApiError> {
+    fn of(engine: &Engine, explore: Option<bool>, interleave: Option<&str>, offset: usize) -> Result<Mode, ApiError> {
         let policy = &engine.index().config.explore;
+        if offset > 0 {
+            // Both perturb the first page as shoppers see it; later pages keep the ranker's
+            // order.
+            if explore == Some(true) || interleave.is_some() {
+                return Err(ApiError::bad_request(
+                    "explore and interleave apply to the first page only: drop them or the offset",
+                ));
+            }
+            return Ok(Mode::Single { explore: false });
+        }
         let Some(pair) = interleave else {
             let can_explore = policy.swap > 0.0 || policy.insert > 0.0;
             if explore == Some(true) && !can_explore {
@@ -316,6 +365,7 @@ async fn run_search(
     engine: Arc<Engine>,
     mut request: SearchRequest,
     mode: Mode,
+    log: bool,
 ) -> Result<Json<SearchResponse>, ApiError> {
     let policy = engine.index().config.explore.clone();
     let exploring = matches!(mode, Mode::Single { explore: true });
@@ -325,7 +375,7 @@ async fn run_search(
     };
     let k = request.k;
     // What the impression records of the request, when there is a log to write it to.
-    let logged_request = state.event_log().map(|_| {
+    let logged_request = state.event_log().filter(|_| log).map(|_| {
         let model = match pair {
             Some((a, b)) => [engine.model_version(a), engine.model_version(b)]
                 .into_iter()
@@ -815,13 +865,7 @@ pub(super) async fn events(
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let Some(log) = state.event_log() else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::EventsDisabled,
-            "this server keeps no event log: start `shelf serve` with --events FILE",
-        ));
-    };
+    let log = state.event_log().ok_or_else(events_disabled)?;
     let body = body.map_err(body_error)?;
     let value: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidJson, format!("request body: {e}")))?;

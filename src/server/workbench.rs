@@ -1,0 +1,274 @@
+//! What the workbench page (`GET /`) asks besides searching: the judged grades of a query,
+//! the judged queries on which two rankers differ most, and the engagement log at a glance.
+//! Judgments come from `shelf serve --queries FILE --qrels FILE`; engagement from
+//! `--events FILE`. Without them these routes answer 404 and say which flag turns them on.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ErrorBody, ErrorCode};
+use super::{ApiError, AppState};
+use crate::engine::Engine;
+use crate::eval::compare::{self, Comparison, QueryDelta};
+use crate::eval::trec::Qrels;
+use crate::events::labels::query_key;
+use crate::events::summary::Summary;
+use crate::search::RankerKind;
+
+/// The first page compared, as the workbench shows it.
+const PAGE: usize = 10;
+/// Positions and queries the engagement view lists.
+const POSITIONS: usize = 10;
+const TOP_QUERIES: usize = 15;
+
+/// Judged queries the server holds for the workbench.
+pub struct Judgments {
+    queries: Vec<(String, String)>,
+    qrels: Qrels,
+    /// The qid of each judged query's text, case- and space-insensitively.
+    by_text: HashMap<String, String>,
+    /// Comparisons of ranker pairs, for the engine they were computed on (a reload makes
+    /// them stale).
+    compared: Mutex<HashMap<(usize, RankerKind, RankerKind), Arc<Comparison>>>,
+    /// Held while a comparison runs: one at a time (each runs every judged query twice, on
+    /// the cores live searches use), and a second ask for the same pair finds it cached.
+    computing: Mutex<()>,
+}
+
+impl Judgments {
+    /// Keeps the queries that have judgments.
+    pub fn new(queries: Vec<(String, String)>, qrels: Qrels) -> Judgments {
+        let queries: Vec<(String, String)> = queries.into_iter().filter(|(qid, _)| qrels.contains_key(qid)).collect();
+        let by_text = queries.iter().map(|(qid, text)| (query_key(text), qid.clone())).collect();
+        Judgments { queries, qrels, by_text, compared: Mutex::new(HashMap::new()), computing: Mutex::new(()) }
+    }
+
+    /// Judged queries held.
+    pub fn len(&self) -> usize {
+        self.queries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queries.is_empty()
+    }
+
+    fn comparison(&self, engine: &Arc<Engine>, a: RankerKind, b: RankerKind) -> Result<Arc<Comparison>, ApiError> {
+        let key = (Arc::as_ptr(engine) as usize, a, b);
+        let cached = || self.compared.lock().ok().and_then(|cache| cache.get(&key).cloned());
+        if let Some(found) = cached() {
+            return Ok(found);
+        }
+        let _one_at_a_time = self.computing.lock();
+        if let Some(found) = cached() {
+            return Ok(found);
+        }
+        let comparison =
+            compare::served(engine, &self.queries, &self.qrels, (a, b), PAGE).map_err(|error| match error {
+                crate::eval::EvalError::Search(search) => ApiError::from(search),
+                other => ApiError::internal(other.to_string()),
+            })?;
+        let comparison = Arc::new(comparison);
+        if let Ok(mut cache) = self.compared.lock() {
+            cache.retain(|(engine, ..), _| *engine == key.0);
+            cache.insert(key, comparison.clone());
+        }
+        Ok(comparison)
+    }
+}
+
+/// Reads a query string into `T`, answering 400 with what was wrong.
+fn params<T: DeserializeOwned>(raw: Option<String>) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("cannot read the query string: {e}")))
+}
+
+fn judgments_of(state: &AppState) -> Result<&Judgments, ApiError> {
+    state.judgments().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::JudgmentsDisabled,
+            "this server holds no judgments: start `shelf serve` with --queries FILE --qrels FILE",
+        )
+    })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct JudgedParams {
+    /// The query, as typed (matched to a judged query case- and space-insensitively).
+    #[param(example = "bar stool")]
+    q: String,
+}
+
+/// One judged query and its grades.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct JudgedQuery {
+    qid: String,
+    query: String,
+    /// Product id → grade (0 = not relevant; higher is better).
+    grades: BTreeMap<String, i32>,
+}
+
+/// Grades of a judged query
+#[utoipa::path(
+    get,
+    path = "/judgments",
+    tag = "workbench",
+    params(JudgedParams),
+    responses(
+        (status = OK, description = "The judged query with that text, and its grades.", body = JudgedQuery),
+        (status = BAD_REQUEST, description = "No `q` (code `invalid_request`).", body = ErrorBody),
+        (
+            status = NOT_FOUND, body = ErrorBody,
+            description = "No judged query has that text (`not_judged`), or the server holds no judgments \
+                (`judgments_disabled`).",
+        ),
+    ),
+)]
+pub(super) async fn judged(
+    State(state): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<JudgedQuery>, ApiError> {
+    let JudgedParams { q } = params(raw)?;
+    let judgments = judgments_of(&state)?;
+    let qid = judgments.by_text.get(&query_key(&q)).ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotJudged, format!("no judged query reads '{}'", q.trim()))
+    })?;
+    let query = judgments.queries.iter().find(|(id, _)| id == qid).map(|(_, text)| text.clone()).unwrap_or_default();
+    Ok(Json(JudgedQuery { qid: qid.clone(), query, grades: judgments.qrels[qid].clone() }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct DifferencesParams {
+    /// The first ranker.
+    #[param(value_type = RankerKind, example = "hybrid")]
+    a: String,
+    /// The second ranker.
+    #[param(value_type = RankerKind, example = "bm25")]
+    b: String,
+    /// How many queries to list (default 50).
+    #[param(minimum = 1, maximum = 1000, example = 20)]
+    limit: Option<usize>,
+}
+
+/// Two rankers on every judged query.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Differences {
+    a: RankerKind,
+    b: RankerKind,
+    /// Always `ndcg@10`, over each ranker's served first page.
+    metric: String,
+    /// Judged queries compared.
+    queries: usize,
+    mean_a: f64,
+    mean_b: f64,
+    /// Queries where `b` scored higher, lower, the same.
+    wins: usize,
+    losses: usize,
+    ties: usize,
+    /// Two-sided paired randomization test on the per-query nDCG@10.
+    p: f64,
+    /// The queries where the two differ, the biggest difference (either way) first.
+    #[schema(value_type = Vec<Object>)]
+    differences: Vec<QueryDelta>,
+}
+
+/// Judged queries where two rankers differ most
+///
+/// Runs both rankers over every judged query (the first time for a pair: a few seconds on
+/// the demo shop; then cached until the next reload).
+#[utoipa::path(
+    get,
+    path = "/judgments/differences",
+    tag = "workbench",
+    params(DifferencesParams),
+    responses(
+        (status = OK, description = "The comparison, biggest differences first.", body = Differences),
+        (
+            status = BAD_REQUEST, body = ErrorBody,
+            description = "A missing or unknown ranker, the same ranker twice, a bad limit (codes `invalid_request`, \
+                `unknown_ranker`, `ranker_unavailable`).",
+        ),
+        (status = NOT_FOUND, description = "The server holds no judgments (`judgments_disabled`).", body = ErrorBody),
+    ),
+)]
+pub(super) async fn differences(
+    State(state): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Differences>, ApiError> {
+    let DifferencesParams { a, b, limit } = params(raw)?;
+    let unknown = |message: String| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::UnknownRanker, message);
+    let (a, b): (RankerKind, RankerKind) = (a.parse().map_err(unknown)?, b.parse().map_err(unknown)?);
+    if a == b {
+        return Err(ApiError::bad_request("compare two different rankers"));
+    }
+    let limit = limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(format!("limit must be between 1 and 1000, got {limit}")));
+    }
+    judgments_of(&state)?;
+    let engine = state.engine();
+    for ranker in [a, b] {
+        engine.check_ranker(ranker)?;
+    }
+    let worker = state.clone();
+    let comparison = tokio::task::spawn_blocking(move || match worker.judgments() {
+        Some(judgments) => judgments.comparison(&engine, a, b),
+        None => Err(ApiError::internal("the judgments went away")),
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("comparison task failed: {e}")))??;
+    let mut differences: Vec<QueryDelta> =
+        comparison.deltas.iter().filter(|d| d.delta.abs() > 1e-12).cloned().collect();
+    differences.sort_by(|x, y| y.delta.abs().total_cmp(&x.delta.abs()).then_with(|| x.qid.cmp(&y.qid)));
+    differences.truncate(limit);
+    let ndcg = |m: &crate::eval::metrics::Metrics| m.get("ndcg@10").unwrap_or(0.0);
+    Ok(Json(Differences {
+        a,
+        b,
+        metric: comparison.metric.clone(),
+        queries: comparison.queries,
+        mean_a: ndcg(&comparison.mean_a),
+        mean_b: ndcg(&comparison.mean_b),
+        wins: comparison.wins,
+        losses: comparison.losses,
+        ties: comparison.ties,
+        p: comparison.randomization_p,
+        differences,
+    }))
+}
+
+/// The engagement log at a glance
+///
+/// Click-through by position, the estimated examination curve (once exploration has swapped
+/// enough pairs), and the most searched queries that found nothing or drew no click.
+#[utoipa::path(
+    get,
+    path = "/engagement",
+    tag = "engagement",
+    responses(
+        (status = OK, description = "The summary of the whole log.", body = Object),
+        (status = NOT_FOUND, description = "The server keeps no event log (`events_disabled`).", body = ErrorBody),
+        (status = SERVICE_UNAVAILABLE, description = "The log cannot be read (`store_unavailable`).", body = ErrorBody),
+    ),
+)]
+pub(super) async fn engagement(State(state): State<Arc<AppState>>) -> Result<Json<Summary>, ApiError> {
+    let path = state.event_log().ok_or_else(super::routes::events_disabled)?.path().to_path_buf();
+    let summary = tokio::task::spawn_blocking(move || {
+        crate::events::store::read_log(&path).map(|logged| Summary::of(&logged, POSITIONS, TOP_QUERIES))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("summary task failed: {e}")))?
+    .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::StoreUnavailable, e.to_string()))?;
+    Ok(Json(summary))
+}
