@@ -340,6 +340,17 @@ async fn steps(page: &Page) -> Result<(), String> {
     )
     .await;
 
+    // A query nobody judged: the two orders without grades, and no error.
+    page.goto("/?view=compare&q=walnut+bookcase&a=ltr&b=hybrid").await;
+    page.until("both columns fill", "document.querySelectorAll('#col-b li[data-id]').length === 10").await;
+    page.until(
+        "it says the query is not judged",
+        "document.getElementById('compare-status').textContent.includes('no judgments')",
+    )
+    .await;
+    let graded = page.js("return document.querySelectorAll('#col-a .grade, #col-b .grade').length;").await;
+    assert_eq!(graded, json!(0), "no grades for a query without judgments");
+
     // ---- Engagement: click-through by position, the curve, the queries to act on. -------------
     page.goto("/?view=engagement").await;
     page.until("the click-through chart draws", "document.querySelectorAll('#ctr-chart svg rect').length === 10").await;

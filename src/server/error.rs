@@ -81,8 +81,6 @@ error_codes! {
     /// The workbench's judgment routes: the server was started without judged queries
     /// (`--queries FILE --qrels FILE`).
     JudgmentsDisabled,
-    /// No judged query has that text.
-    NotJudged,
 }
 
 /// The body of every error response.

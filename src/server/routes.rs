@@ -751,6 +751,9 @@ pub(super) async fn reload(State(state): State<Arc<AppState>>, headers: HeaderMa
     let products = engine.index().lexical.num_products();
     let built_at = engine.manifest().built_at.clone();
     state.engine.store(Arc::new(engine));
+    if let Some(judgments) = state.judgments() {
+        judgments.forget_comparisons();
+    }
     tracing::info!(products, %built_at, "index reloaded");
     Ok(Json(Reloaded { status: "reloaded", products, built_at }))
 }

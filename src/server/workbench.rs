@@ -28,15 +28,18 @@ const PAGE: usize = 10;
 const POSITIONS: usize = 10;
 const TOP_QUERIES: usize = 15;
 
+/// A comparison and the engine that made it.
+type Compared = (Arc<Engine>, Arc<Comparison>);
+
 /// Judged queries the server holds for the workbench.
 pub struct Judgments {
     queries: Vec<(String, String)>,
     qrels: Qrels,
     /// The qid of each judged query's text, case- and space-insensitively.
     by_text: HashMap<String, String>,
-    /// Comparisons of ranker pairs, for the engine they were computed on (a reload makes
-    /// them stale).
-    compared: Mutex<HashMap<(usize, RankerKind, RankerKind), Arc<Comparison>>>,
+    /// Comparisons of ranker pairs with the engine they were computed on (a reload makes
+    /// them stale, and forgets them).
+    compared: Mutex<HashMap<(RankerKind, RankerKind), Compared>>,
     /// Held while a comparison runs: one at a time (each runs every judged query twice, on
     /// the cores live searches use), and a second ask for the same pair finds it cached.
     computing: Mutex<()>,
@@ -59,9 +62,19 @@ impl Judgments {
         self.queries.is_empty()
     }
 
+    /// Forgets the comparisons made (the engine was reloaded).
+    pub(super) fn forget_comparisons(&self) {
+        if let Ok(mut cache) = self.compared.lock() {
+            cache.clear();
+        }
+    }
+
     fn comparison(&self, engine: &Arc<Engine>, a: RankerKind, b: RankerKind) -> Result<Arc<Comparison>, ApiError> {
-        let key = (Arc::as_ptr(engine) as usize, a, b);
-        let cached = || self.compared.lock().ok().and_then(|cache| cache.get(&key).cloned());
+        let cached = || {
+            let cache = self.compared.lock().ok()?;
+            let (made_by, comparison) = cache.get(&(a, b))?;
+            Arc::ptr_eq(made_by, engine).then(|| comparison.clone())
+        };
         if let Some(found) = cached() {
             return Ok(found);
         }
@@ -76,8 +89,8 @@ impl Judgments {
             })?;
         let comparison = Arc::new(comparison);
         if let Ok(mut cache) = self.compared.lock() {
-            cache.retain(|(engine, ..), _| *engine == key.0);
-            cache.insert(key, comparison.clone());
+            cache.retain(|_, (made_by, _)| Arc::ptr_eq(made_by, engine));
+            cache.insert((a, b), (engine.clone(), comparison.clone()));
         }
         Ok(comparison)
     }
@@ -108,10 +121,12 @@ pub(super) struct JudgedParams {
     q: String,
 }
 
-/// One judged query and its grades.
+/// A query's judgments: its grades when a judged query has its text, else none.
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct JudgedQuery {
-    qid: String,
+    /// The judged query's id; `null` when no judged query has this text.
+    qid: Option<String>,
+    /// The judged query's text (as asked, when none).
     query: String,
     /// Product id → grade (0 = not relevant; higher is better).
     grades: BTreeMap<String, i32>,
@@ -124,13 +139,13 @@ pub(super) struct JudgedQuery {
     tag = "workbench",
     params(JudgedParams),
     responses(
-        (status = OK, description = "The judged query with that text, and its grades.", body = JudgedQuery),
-        (status = BAD_REQUEST, description = "No `q` (code `invalid_request`).", body = ErrorBody),
         (
-            status = NOT_FOUND, body = ErrorBody,
-            description = "No judged query has that text (`not_judged`), or the server holds no judgments \
-                (`judgments_disabled`).",
+            status = OK, body = JudgedQuery,
+            description = "The judged query with that text and its grades; `qid` null and no grades when no \
+                judged query has that text.",
         ),
+        (status = BAD_REQUEST, description = "No `q` (code `invalid_request`).", body = ErrorBody),
+        (status = NOT_FOUND, description = "The server holds no judgments (`judgments_disabled`).", body = ErrorBody),
     ),
 )]
 pub(super) async fn judged(
@@ -139,11 +154,12 @@ pub(super) async fn judged(
 ) -> Result<Json<JudgedQuery>, ApiError> {
     let JudgedParams { q } = params(raw)?;
     let judgments = judgments_of(&state)?;
-    let qid = judgments.by_text.get(&query_key(&q)).ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotJudged, format!("no judged query reads '{}'", q.trim()))
-    })?;
+    // Not judged is an answer, not an error: the workbench asks for every query it shows.
+    let Some(qid) = judgments.by_text.get(&query_key(&q)) else {
+        return Ok(Json(JudgedQuery { qid: None, query: q.trim().to_string(), grades: BTreeMap::new() }));
+    };
     let query = judgments.queries.iter().find(|(id, _)| id == qid).map(|(_, text)| text.clone()).unwrap_or_default();
-    Ok(Json(JudgedQuery { qid: qid.clone(), query, grades: judgments.qrels[qid].clone() }))
+    Ok(Json(JudgedQuery { qid: Some(qid.clone()), query, grades: judgments.qrels[qid].clone() }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
