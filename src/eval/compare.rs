@@ -19,10 +19,9 @@ use std::fmt::Write as _;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, StudentsT};
-
-use rayon::prelude::*;
 
 use super::metrics::{Metrics, NAMES};
 use super::trec::{Qrels, Run};
