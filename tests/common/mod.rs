@@ -60,20 +60,64 @@ pub fn demo_index() -> &'static Path {
 }
 
 /// The learned rankers trained on the demo shop's judged queries (5-fold): an ensemble
-/// directory, so LightGBM (`lgbm/`), the neural ranker (`neural/`) and their blend, once per
-/// test binary.
+/// directory, so LightGBM (`lgbm/`), the neural ranker (`neural/`) and their blend. Trained
+/// once per state of the code and data: the test binaries of one run share it (a
+/// `TRAINED_FROM` file, written last, holds the fingerprint of what trained it).
 pub fn demo_model() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("demo-model");
+        let stamp = dir.join("TRAINED_FROM");
+        let fingerprint = code_and_data_fingerprint();
+        if std::fs::read_to_string(&stamp).is_ok_and(|found| found == fingerprint) {
+            return dir;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
         let engine = shelf::engine::Engine::open_with_encoder(demo_index(), &encoder_dir()).expect("demo index opens");
         let (queries, qrels) = demo_judgments();
         let logged = shelf::train::log_features(&engine, &queries, &qrels, &shelf::train::LogOptions::default())
             .expect("features log");
         let options = shelf::train::TrainOptions { ranker: shelf::train::TrainerKind::Ensemble, ..Default::default() };
         shelf::train::train(&logged, engine.vectors(), &options, &dir).expect("model trains");
+        std::fs::write(&stamp, fingerprint).unwrap();
         dir
     })
+}
+
+/// A digest of everything a trained demo model depends on: the library's sources, the
+/// locked dependencies, the demo catalogue and its judgments.
+fn code_and_data_fingerprint() -> String {
+    use sha2::{Digest, Sha256};
+    fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let root = repo_root();
+    let mut paths = Vec::new();
+    files(&root.join("src"), &mut paths);
+    paths.sort();
+    paths.extend(
+        [
+            "Cargo.lock",
+            "index/shelf.toml",
+            shelf::demo::CATALOG_PATH,
+            shelf::demo::QUERIES_PATH,
+            shelf::demo::QRELS_PATH,
+        ]
+        .map(|file| root.join(file)),
+    );
+    let mut hash = Sha256::new();
+    for path in paths {
+        hash.update(path.strip_prefix(&root).unwrap_or(&path).to_string_lossy().as_bytes());
+        hash.update(std::fs::read(&path).unwrap_or_default());
+    }
+    format!("{:x}", hash.finalize())
 }
 
 /// The demo shop's judged queries.
