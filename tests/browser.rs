@@ -251,7 +251,7 @@ async fn steps(page: &Page) -> Result<(), String> {
         ),
     )
     .await;
-    let narrowed = api(base, &format!("/search?q=sofa&filter={}", urlencode(&brand))).await;
+    let narrowed = api(base, &format!("/search?q=sofa&filter={}", common::urlencode(&brand))).await;
     assert!(narrowed["total_candidates"].as_u64().unwrap() < total_before);
     page.until("the URL holds the filter", "location.search.includes('filter=brand')").await;
     page.click("#chips .chip button").await;
@@ -375,8 +375,4 @@ async fn steps(page: &Page) -> Result<(), String> {
     assert!(overflow.as_i64().unwrap() <= 0, "the page scrolls sideways on a phone by {overflow} px");
     page.shot("phone").await;
     Ok(())
-}
-
-fn urlencode(value: &str) -> String {
-    serde_urlencoded::to_string([("v", value)]).unwrap().trim_start_matches("v=").to_string()
 }

@@ -224,8 +224,9 @@ async fn judgments_give_grades_and_the_queries_two_rankers_disagree_on() {
     assert!(sizes.windows(2).all(|w| w[0] >= w[1]) && sizes[4] > 0.0, "biggest first: {sizes:?}");
     // Each listed number is the nDCG@10 of the page the server serves for that query.
     let first = &listed[0];
-    let (_, page) =
-        server.get(&format!("/search?q={}&ranker=bm25&k=10", urlencode(first["query"].as_str().unwrap()))).await;
+    let (_, page) = server
+        .get(&format!("/search?q={}&ranker=bm25&k=10", common::urlencode(first["query"].as_str().unwrap())))
+        .await;
     let grades = &qrels[first["qid"].as_str().unwrap()];
     let served = shelf::eval::metrics::Metrics::compute(&ids(&page), grades, shelf::eval::DEFAULT_THRESHOLD);
     assert!((served.get("ndcg@10").unwrap() - first["b"].as_f64().unwrap()).abs() < 1e-9);
@@ -241,10 +242,6 @@ async fn judgments_give_grades_and_the_queries_two_rankers_disagree_on() {
         let (status, body) = server.get(&format!("/judgments/differences?{query}")).await;
         assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some(code)), "{query}");
     }
-}
-
-fn urlencode(value: &str) -> String {
-    serde_urlencoded::to_string([("v", value)]).unwrap().trim_start_matches("v=").to_string()
 }
 
 #[tokio::test]

@@ -29,6 +29,9 @@ use super::{evaluate_run, EvalError, DEFAULT_THRESHOLD};
 use crate::engine::{Engine, SearchError};
 use crate::search::{RankerKind, SearchRequest};
 
+/// Per-query differences at most this large are ties (rounding, not a change).
+pub const TIE: f64 = 1e-12;
+
 #[derive(Debug, Clone)]
 pub struct Options {
     /// The metric the per-query deltas and tests use.
@@ -125,16 +128,15 @@ pub fn compare(
     deltas.sort_by(|x, y| y.delta.total_cmp(&x.delta).then_with(|| x.qid.cmp(&y.qid)));
     let differences: Vec<f64> = deltas.iter().map(|d| d.delta).collect();
     let (t_statistic, t_test_p) = paired_t_test(&differences);
-    const EPSILON: f64 = 1e-12;
     Ok(Comparison {
         metric: options.metric.clone(),
         names: options.names.clone(),
         queries: deltas.len(),
         mean_a: Metrics::mean(per_a.values()),
         mean_b: Metrics::mean(per_b.values()),
-        wins: differences.iter().filter(|d| **d > EPSILON).count(),
-        losses: differences.iter().filter(|d| **d < -EPSILON).count(),
-        ties: differences.iter().filter(|d| d.abs() <= EPSILON).count(),
+        wins: differences.iter().filter(|d| **d > TIE).count(),
+        losses: differences.iter().filter(|d| **d < -TIE).count(),
+        ties: differences.iter().filter(|d| d.abs() <= TIE).count(),
         t_statistic,
         t_test_p,
         randomization_p: randomization_test(&differences, options.permutations),

@@ -74,13 +74,19 @@ struct SearchBody {
     log: Option<bool>,
 }
 
-fn ranker(engine: &Engine, name: Option<&str>) -> Result<RankerKind, ApiError> {
+pub(super) fn ranker(engine: &Engine, name: Option<&str>) -> Result<RankerKind, ApiError> {
     match name {
         None => Ok(engine.default_ranker()),
         Some(name) => name
             .parse()
             .map_err(|message: String| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::UnknownRanker, message)),
     }
+}
+
+/// Reads a query string into `T`, answering 400 with what was wrong.
+pub(super) fn params<T: serde::de::DeserializeOwned>(raw: Option<String>) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("cannot read the query string: {e}")))
 }
 
 /// What a route that needs the event log answers on a server without one.
@@ -195,8 +201,7 @@ pub(super) async fn search_get(
     State(state): State<Arc<AppState>>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<SearchResponse>, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(format!("cannot read the query string: {e}")))?;
+    let pairs: Vec<(String, String)> = params(query)?;
     let engine = state.engine();
     let (mut q, mut k, mut ranker_name, mut explain, mut facets) = (None, DEFAULT_K, None, false, true);
     let mut filters = Filters::default();

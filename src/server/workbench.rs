@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ErrorBody, ErrorCode};
+use super::routes::{events_disabled, params, ranker};
 use super::{ApiError, AppState};
 use crate::engine::Engine;
 use crate::eval::compare::{self, Comparison, QueryDelta};
@@ -94,12 +94,6 @@ impl Judgments {
         }
         Ok(comparison)
     }
-}
-
-/// Reads a query string into `T`, answering 400 with what was wrong.
-fn params<T: DeserializeOwned>(raw: Option<String>) -> Result<T, ApiError> {
-    serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(format!("cannot read the query string: {e}")))
 }
 
 fn judgments_of(state: &AppState) -> Result<&Judgments, ApiError> {
@@ -223,8 +217,8 @@ pub(super) async fn differences(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Differences>, ApiError> {
     let DifferencesParams { a, b, limit } = params(raw)?;
-    let unknown = |message: String| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::UnknownRanker, message);
-    let (a, b): (RankerKind, RankerKind) = (a.parse().map_err(unknown)?, b.parse().map_err(unknown)?);
+    let engine = state.engine();
+    let (a, b) = (ranker(&engine, Some(&a))?, ranker(&engine, Some(&b))?);
     if a == b {
         return Err(ApiError::bad_request("compare two different rankers"));
     }
@@ -233,19 +227,13 @@ pub(super) async fn differences(
         return Err(ApiError::bad_request(format!("limit must be between 1 and 1000, got {limit}")));
     }
     judgments_of(&state)?;
-    let engine = state.engine();
-    for ranker in [a, b] {
-        engine.check_ranker(ranker)?;
-    }
+    // `served` checks both rankers can serve before any work.
     let worker = state.clone();
-    let comparison = tokio::task::spawn_blocking(move || match worker.judgments() {
-        Some(judgments) => judgments.comparison(&engine, a, b),
-        None => Err(ApiError::internal("the judgments went away")),
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("comparison task failed: {e}")))??;
+    let comparison = tokio::task::spawn_blocking(move || judgments_of(&worker)?.comparison(&engine, a, b))
+        .await
+        .map_err(|e| ApiError::internal(format!("comparison task failed: {e}")))??;
     let mut differences: Vec<QueryDelta> =
-        comparison.deltas.iter().filter(|d| d.delta.abs() > 1e-12).cloned().collect();
+        comparison.deltas.iter().filter(|d| d.delta.abs() > compare::TIE).cloned().collect();
     differences.sort_by(|x, y| y.delta.abs().total_cmp(&x.delta.abs()).then_with(|| x.qid.cmp(&y.qid)));
     differences.truncate(limit);
     let ndcg = |m: &crate::eval::metrics::Metrics| m.get("ndcg@10").unwrap_or(0.0);
@@ -279,7 +267,7 @@ pub(super) async fn differences(
     ),
 )]
 pub(super) async fn engagement(State(state): State<Arc<AppState>>) -> Result<Json<Summary>, ApiError> {
-    let path = state.event_log().ok_or_else(super::routes::events_disabled)?.path().to_path_buf();
+    let path = state.event_log().ok_or_else(events_disabled)?.path().to_path_buf();
     let summary = tokio::task::spawn_blocking(move || {
         crate::events::store::read_log(&path).map(|logged| Summary::of(&logged, POSITIONS, TOP_QUERIES))
     })

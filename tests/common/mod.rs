@@ -149,3 +149,8 @@ pub async fn serve(state: std::sync::Arc<shelf::server::AppState>) -> String {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     base
 }
+
+/// `value` percent-encoded for a query string.
+pub fn urlencode(value: &str) -> String {
+    serde_urlencoded::to_string([("v", value)]).unwrap().trim_start_matches("v=").to_string()
+}
