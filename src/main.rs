@@ -879,7 +879,7 @@ fn run_demo(args: DemoArgs) -> Result<()> {
             ranker: TrainTarget::Ranker(shelf::train::TrainerKind::Ensemble),
             ..TrainArgsCore::default()
         };
-        let report = train_model(&engine, &queries, &qrels, &core, &model_dir, true)?;
+        let report = train_model(&engine, (&queries, &qrels, None), &core, &model_dir, true)?;
         println!(
             "trained the demo model {} in {:.1}s (cross-validated nDCG@10 over candidates {:.4}, hybrid order {:.4})",
             model_dir.display(),
@@ -1170,10 +1170,13 @@ fn run_features(args: FeaturesArgs) -> Result<()> {
 }
 
 /// Logs features and trains: what `shelf train` and the demo share.
+/// What a ranker trains on: queries, their grades, and (from an engagement log) what
+/// shoppers did with each shown product.
+type Labelled<'a> = (&'a [(String, String)], &'a trec::Qrels, Option<&'a shelf::events::labels::Engagement>);
+
 fn train_model(
     engine: &Engine,
-    queries: &[(String, String)],
-    qrels: &trec::Qrels,
+    (queries, qrels, engagement): Labelled,
     core: &TrainArgsCore,
     out: &Path,
     show_progress: bool,
@@ -1183,7 +1186,10 @@ fn train_model(
     };
     let params = train_params(core)?;
     let log_options = core.log.options(show_progress);
-    let logged = shelf::train::log_features(engine, queries, qrels, &log_options)?;
+    let mut logged = shelf::train::log_features(engine, queries, qrels, &log_options)?;
+    if let Some(engagement) = engagement {
+        shelf::train::with_engagement(&mut logged, engagement);
+    }
     let options = shelf::train::TrainOptions {
         ranker,
         folds: core.folds,
@@ -1215,7 +1221,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
     if let TrainTarget::Encoder = args.core.ranker {
         return run_train_encoder(&args, &engine, &queries, &qrels);
     }
-    let report = train_model(&engine, &queries, &qrels, &args.core, &args.out, !args.json)?;
+    let report = train_model(&engine, (&queries, &qrels, None), &args.core, &args.out, !args.json)?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
@@ -1457,7 +1463,8 @@ fn run_train_events(args: &TrainArgs, events: &Path) -> Result<()> {
     }
     let engine = Engine::open_with_encoder(&args.judged.index, &args.judged.encoder.dir)?;
     let (labels, curve) = engagement_labels(events, &params, args.judged.judgments()?)?;
-    let report = train_model(&engine, &labels.queries, &labels.qrels, &args.core, &args.out, !args.json)?;
+    let labelled: Labelled = (&labels.queries, &labels.qrels, Some(&labels.engagement));
+    let report = train_model(&engine, labelled, &args.core, &args.out, !args.json)?;
     if args.json {
         let out = serde_json::json!({"labels": labels.summary, "examination": curve.examination(), "train": report});
         println!("{out}");
@@ -1564,6 +1571,13 @@ struct SimulateArgs {
     /// Noise on each click probability (standard deviation).
     #[arg(long, default_value_t = 0.05)]
     noise: f64,
+    /// How much ratings sway purchases: an add-to-cart becomes a purchase with probability
+    /// 0.5 × (stars / 5)^this (0: ratings do not matter).
+    #[arg(long, default_value_t = 0.0)]
+    rating_pull: f64,
+    /// Utility weights to ask for, e.g. `relevance:1,purchase:0.5` (default: the server's).
+    #[arg(long)]
+    utility: Option<shelf::rank::utility::Weights>,
     /// Sessions in flight at once.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
@@ -1584,9 +1598,10 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
         ranker: args.ranker.map(|r| r.to_string()),
         explore: args.explore,
         interleave: args.interleave.clone(),
+        utility: args.utility.as_ref().map(|w| w.to_string()),
         concurrency: args.concurrency,
         seed: args.seed,
-        shopper: Shopper { eta: args.eta, noise: args.noise, ..Shopper::default() },
+        shopper: Shopper { eta: args.eta, noise: args.noise, rating_pull: args.rating_pull, ..Shopper::default() },
         show_progress: !args.json,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -291,10 +291,11 @@ pub struct Hit {
     /// {value, contribution}}, top: [{feature, contribution}], heads?, members?, residual?,
     /// utility?}`. The contributions and the bias sum to the ranker's score (method `shap`
     /// for ltr: exact; `integrated_gradients` for neural and `blend` for ensemble: up to
-    /// `residual`). `heads`: the neural ranker's other heads (rating in stars, in_stock and
-    /// popularity as probabilities). `utility` (when weights other than relevance alone are
-    /// in force): `{score, terms: [{term, value, weight, contribution, note?}]}`, whose
-    /// contributions sum to the result's score.
+    /// `residual`). `heads`: the neural ranker's other heads (rating in stars; in_stock,
+    /// popularity, and the engagement heads click, add_to_cart and purchase as
+    /// probabilities). `utility` (when weights other than relevance alone are in force):
+    /// `{score, terms: [{term, value, weight, contribution, note?}]}`, whose contributions
+    /// sum to the result's score.
     // Free-form: its keys depend on the ranker and the model.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Object)]

@@ -308,6 +308,7 @@ async fn simulated_shoppers_close_the_loop() {
         ranker: Some("hybrid".into()),
         explore: Some(true),
         interleave: None,
+        utility: None,
         concurrency: 4,
         seed: 3,
         shopper: simulate::Shopper::default(),
@@ -369,6 +370,58 @@ async fn simulated_shoppers_close_the_loop() {
         ..shelf::search::SearchRequest::new("bar stool")
     };
     assert_eq!(served.search(&request).unwrap().results.len(), 10);
+
+    // The neural ranker's engagement heads learn from the same log what shoppers did with
+    // each shown product, and join the utility.
+    let mut rows = rows;
+    shelf::train::with_engagement(&mut rows, &made.engagement);
+    let options = shelf::train::TrainOptions {
+        ranker: shelf::train::TrainerKind::Neural,
+        neural: shelf::train::NeuralParams { max_epochs: 10, ..Default::default() },
+        ..Default::default()
+    };
+    let neural_out = dir.path().join("neural");
+    let trained = shelf::train::train(&rows, engine.vectors(), &options, &neural_out).unwrap();
+    for name in ["click", "add_to_cart", "purchase"] {
+        let head = trained.report.heads.iter().find(|h| h.name == name).unwrap();
+        assert!(head.on && head.rows > 100, "{head:?}");
+    }
+    let served =
+        shelf::engine::Engine::open_with(common::demo_index(), &common::encoder_dir(), Some(&neural_out)).unwrap();
+    // Products shoppers like get a higher click probability than ones they ignore.
+    let (mut liked, mut ignored) = (Vec::new(), Vec::new());
+    for (qid, text) in queries.iter().take(60) {
+        let request = shelf::search::SearchRequest {
+            ranker: shelf::search::RankerKind::Neural,
+            explain: true,
+            ..shelf::search::SearchRequest::new(text.as_str()).with_k(10)
+        };
+        for hit in served.search(&request).unwrap().results {
+            let click = hit.explain.as_ref().and_then(|e| e["heads"]["click"].as_f64()).unwrap();
+            match qrels[qid.as_str()].get(&hit.id).copied().unwrap_or(0) {
+                6 => liked.push(click),
+                0..=2 => ignored.push(click),
+                _ => {}
+            }
+        }
+    }
+    eprintln!(
+        "click head: liked {:.3} (n {}), ignored {:.3} (n {})",
+        mean(&liked),
+        liked.len(),
+        mean(&ignored),
+        ignored.len()
+    );
+    assert!(mean(&liked) > 1.5 * mean(&ignored), "liked {} vs ignored {}", mean(&liked), mean(&ignored));
+    let request = shelf::search::SearchRequest {
+        ranker: shelf::search::RankerKind::Neural,
+        explain: true,
+        utility: Some("relevance:1,purchase:0.5".parse().unwrap()),
+        ..shelf::search::SearchRequest::new("bar stool").with_k(5)
+    };
+    let results = served.search(&request).unwrap().results;
+    let terms = &results[0].explain.as_ref().unwrap()["utility"]["terms"];
+    assert!(terms.as_array().unwrap().iter().any(|t| t["term"] == "purchase"), "{terms}");
 
     // Counterfactual: the logging ranker's own order is (nearly: with ~5 searches a query, a
     // swap can hide a slot) fully supported, and the estimates agree with the log's clicks.

@@ -18,6 +18,11 @@
 //! cut into integer grades 0…`grades` for LambdaMART: grade = round(grades × rate / cap),
 //! cap = the `cap_quantile` of the rates.
 //!
+//! Beside the grades, each pair gets its **engagement rates** ([`Rates`]): the chance that
+//! an examined product is clicked, added to the cart, bought (an event implies the weaker
+//! ones), with the same exposure and shrinkage. They are the targets of the neural
+//! ranker's engagement heads.
+//!
 //! ```
 //! use shelf::events::labels::{Debias, LabelParams};
 //!
@@ -124,7 +129,24 @@ pub struct Labels {
     /// `(qid, text)`; qids are `e1`, `e2`, … in order of text.
     pub queries: Vec<(String, String)>,
     pub qrels: Qrels,
+    pub engagement: Engagement,
     pub summary: LabelSummary,
+}
+
+/// qid → product → its engagement rates (every product the log showed for the query).
+pub type Engagement = BTreeMap<String, BTreeMap<String, Rates>>;
+
+/// What shoppers did with a product shown for a query, per examination: the engagement
+/// heads' targets, in [`EventType::ALL`]'s order (click, add-to-cart, purchase).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Rates {
+    /// The probability of each event type (at least this strong) when examined, 0..1.
+    pub rates: [f64; 3],
+    /// How much the product was examined (times shown, or Σ θ(position) under `ips`).
+    pub exposure: f64,
+    /// Impressions whose strongest event on the product was at least a click, an
+    /// add-to-cart, a purchase (not shrunk).
+    pub reached: [f64; 3],
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -141,8 +163,45 @@ pub struct LabelSummary {
     pub debias: Debias,
 }
 
-/// Product → (worth, exposure) of one query.
-type PairSums = BTreeMap<String, (f64, f64)>;
+/// What the log holds about one (query, product) pair, or about a set of them.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sums {
+    /// The summed weights of each impression's strongest event.
+    worth: f64,
+    exposure: f64,
+    /// Impressions whose strongest event was at least click, add-to-cart, purchase.
+    reached: [f64; 3],
+}
+
+impl Sums {
+    fn add(&mut self, strongest: Option<EventType>, worth: f64, exposure: f64) {
+        self.worth += worth;
+        self.exposure += exposure;
+        for (at, kind) in EventType::ALL.into_iter().enumerate() {
+            if strongest.is_some_and(|s| s >= kind) {
+                self.reached[at] += 1.0;
+            }
+        }
+    }
+
+    fn merge(&mut self, other: &Sums) {
+        self.worth += other.worth;
+        self.exposure += other.exposure;
+        (0..3).for_each(|at| self.reached[at] += other.reached[at]);
+    }
+
+    /// `part` per exposure, or 0 when never examined.
+    fn per_exposure(&self, part: f64) -> f64 {
+        if self.exposure > 0.0 {
+            part / self.exposure
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Product → its sums, for one query.
+type PairSums = BTreeMap<String, Sums>;
 
 /// One query text's key: what shoppers typed, trimmed and lowercased.
 pub fn query_key(text: &str) -> String {
@@ -158,8 +217,8 @@ pub fn from_log(log: &[Logged], curve: Option<&PositionCurve>, params: &LabelPar
     }
     // query key → (the text as typed, product → (worth, exposure))
     let mut sums: BTreeMap<String, (String, PairSums)> = BTreeMap::new();
-    // The worth and exposure of products shown from below the fold.
-    let (mut deep_worth, mut deep_exposure) = (0.0, 0.0);
+    // What products shown from below the fold got.
+    let mut deep = Sums::default();
     for logged in log {
         let key = query_key(&logged.impression.query);
         if key.is_empty() {
@@ -172,22 +231,29 @@ pub fn from_log(log: &[Logged], curve: Option<&PositionCurve>, params: &LabelPar
                 (Debias::Ips, Some(curve)) => curve.at(shown.position),
                 _ => 1.0,
             };
-            let entry = products.entry(shown.product_id.clone()).or_default();
             let worth = strongest.map_or(0.0, |kind| params.weight(kind));
-            entry.0 += worth;
-            entry.1 += exposure;
+            products.entry(shown.product_id.clone()).or_default().add(strongest, worth, exposure);
             if shown.base_rank > logged.impression.k {
-                deep_worth += worth;
-                deep_exposure += exposure;
+                deep.add(strongest, worth, exposure);
             }
         }
     }
-    let (worth, exposure) =
-        sums.values().flat_map(|(_, products)| products.values()).fold((0.0, 0.0), |(w, e), (pw, pe)| (w + pw, e + pe));
-    let mean_rate = if exposure > 0.0 { worth / exposure } else { 0.0 };
-    let prior_rate = params.prior_rate.unwrap_or(if deep_exposure > 0.0 { deep_worth / deep_exposure } else { 0.0 });
-    let rate =
-        |(worth, exposure): &(f64, f64)| (worth + params.prior * prior_rate) / (exposure + params.prior).max(1e-12);
+    let mut all = Sums::default();
+    sums.values().flat_map(|(_, products)| products.values()).for_each(|pair| all.merge(pair));
+    let mean_rate = all.per_exposure(all.worth);
+    let prior_rate = params.prior_rate.unwrap_or(deep.per_exposure(deep.worth));
+    // Shrinks `part` of a pair's `exposure` towards `prior` by the prior's pseudo-examinations.
+    let shrunk =
+        |part: f64, exposure: f64, prior: f64| (part + params.prior * prior) / (exposure + params.prior).max(1e-12);
+    let rate = |pair: &Sums| shrunk(pair.worth, pair.exposure, prior_rate);
+    // Each event type's rate shrinks towards the deep products' rate of that type.
+    let rates_of = |pair: &Sums| Rates {
+        rates: std::array::from_fn(|at| {
+            shrunk(pair.reached[at], pair.exposure, deep.per_exposure(deep.reached[at])).clamp(0.0, 1.0)
+        }),
+        exposure: pair.exposure,
+        reached: pair.reached,
+    };
     let mut rates: Vec<f64> = sums.values().flat_map(|(_, products)| products.values().map(rate)).collect();
     rates.sort_by(f64::total_cmp);
     let cap = rates
@@ -197,6 +263,7 @@ pub fn from_log(log: &[Logged], curve: Option<&PositionCurve>, params: &LabelPar
         .unwrap_or(1.0);
     let mut queries = Vec::new();
     let mut qrels = Qrels::new();
+    let mut engagement = BTreeMap::new();
     let (mut pairs, mut positive) = (0, 0);
     for (at, (_, (text, products))) in sums.iter().enumerate() {
         let qid = format!("e{}", at + 1);
@@ -210,7 +277,8 @@ pub fn from_log(log: &[Logged], curve: Option<&PositionCurve>, params: &LabelPar
         pairs += graded.len();
         positive += graded.values().filter(|g| **g > 0).count();
         queries.push((qid.clone(), text.clone()));
-        qrels.insert(qid, graded);
+        qrels.insert(qid.clone(), graded);
+        engagement.insert(qid, products.iter().map(|(id, pair)| (id.clone(), rates_of(pair))).collect());
     }
     let summary = LabelSummary {
         impressions: log.len(),
@@ -222,7 +290,7 @@ pub fn from_log(log: &[Logged], curve: Option<&PositionCurve>, params: &LabelPar
         cap,
         debias: params.debias,
     };
-    Ok(Labels { queries, qrels, summary })
+    Ok(Labels { queries, qrels, engagement, summary })
 }
 
 /// Engagement labels with judged grades laid over them: a judged product of a judged query
@@ -276,6 +344,34 @@ mod tests {
         assert_eq!(ips.qrels[qid]["a"], 2);
         assert_eq!(naive.qrels[qid]["a"], naive.qrels[qid]["b"]);
         assert!(from_log(&log, None, &params).is_err(), "ips without a curve");
+
+        // Engagement rates: 4 clicks over 10 impressions examined fully (a) or half (b).
+        let rates = &ips.engagement[qid];
+        assert!((rates["a"].rates[0] - 0.4).abs() < 1e-12 && (rates["b"].rates[0] - 0.8).abs() < 1e-12);
+        assert_eq!((rates["a"].exposure, rates["b"].exposure), (10.0, 5.0));
+        assert_eq!(rates["a"].rates[1..], [0.0, 0.0]);
+    }
+
+    /// A purchase counts as a click and an add-to-cart too; an unexamined product's rates
+    /// are the prior's.
+    #[test]
+    fn each_event_type_has_its_rate_shrunk_towards_the_deep_products() {
+        let bought = [("a", EventType::Purchase)];
+        let carted = [("a", EventType::AddToCart)];
+        let log = vec![
+            impression("lamp", &["a", "b"], &bought),
+            impression("lamp", &["a", "b"], &carted),
+            impression("lamp", &["a", "b"], &[]),
+            impression("lamp", &["a", "b"], &[]),
+        ];
+        let params = LabelParams { debias: Debias::Naive, prior: 0.0, ..LabelParams::default() };
+        let rates = &from_log(&log, None, &params).unwrap().engagement["e1"];
+        assert_eq!(rates["a"].rates, [0.5, 0.5, 0.25]);
+        assert_eq!(rates["b"].rates, [0.0, 0.0, 0.0]);
+        // With 4 pseudo-examinations at the deep products' rate (none here: 0), a's halve.
+        let shrunk = LabelParams { prior: 4.0, ..params };
+        let rates = &from_log(&log, None, &shrunk).unwrap().engagement["e1"];
+        assert_eq!(rates["a"].rates, [0.25, 0.25, 0.125]);
     }
 
     #[test]

@@ -8,7 +8,10 @@
 //!   (grade / max grade)²`, plus Gaussian noise per session and product (σ = `noise`),
 //!   clipped to 0..1; unjudged products have grade 0;
 //! - a click leads to an add-to-cart with probability `add_to_cart × grade / max grade`,
-//!   and an add-to-cart to a purchase with probability `purchase`.
+//!   and an add-to-cart to a purchase with probability `purchase × (stars / 5)^rating_pull`
+//!   (the product's rating as the results show it, 3 stars when it has none; `rating_pull`
+//!   0, the default, makes purchases blind to ratings): shoppers buy well-rated products
+//!   more often, something the grades do not say and the purchase head can learn.
 //!
 //! The events are posted to `POST /events`. The grades live only here: the server learns
 //! from the events, as it would from real shoppers. Sessions are seeded one by one, so a
@@ -20,6 +23,8 @@
 //! let shopper = Shopper::default();
 //! assert_eq!(shopper.examination(1), 1.0);
 //! assert!(shopper.attraction(6, 6) > shopper.attraction(2, 6));
+//! let picky = Shopper { rating_pull: 2.0, ..Shopper::default() };
+//! assert!(picky.purchase_after_cart(Some(5.0)) > picky.purchase_after_cart(Some(3.5)));
 //! ```
 
 use std::collections::BTreeMap;
@@ -54,14 +59,24 @@ pub struct Shopper {
     pub noise: f64,
     /// Add-to-cart probability after a click, at the highest grade.
     pub add_to_cart: f64,
-    /// Purchase probability after an add-to-cart.
+    /// Purchase probability after an add-to-cart (of a 5-star product).
     pub purchase: f64,
+    /// How strongly the rating sways the purchase: × (stars / 5)^rating_pull.
+    pub rating_pull: f64,
 }
 
 impl Default for Shopper {
     fn default() -> Self {
-        Shopper { eta: 1.0, floor: 0.02, ceiling: 0.9, noise: 0.05, add_to_cart: 0.4, purchase: 0.5 }
+        Shopper { eta: 1.0, floor: 0.02, ceiling: 0.9, noise: 0.05, add_to_cart: 0.4, purchase: 0.5, rating_pull: 0.0 }
     }
+}
+
+/// A result as a shopper sees it: how much they like it (the judged grade, unjudged 0) and
+/// its stars.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Seen {
+    pub grade: i32,
+    pub rating: Option<f64>,
 }
 
 impl Shopper {
@@ -75,21 +90,28 @@ impl Shopper {
         self.floor + (self.ceiling - self.floor) * g * g
     }
 
+    /// Purchase probability once in the cart, for a product with these stars.
+    pub fn purchase_after_cart(&self, rating: Option<f64>) -> f64 {
+        let stars = rating.filter(|r| r.is_finite()).unwrap_or(3.0).clamp(0.0, 5.0);
+        self.purchase * (stars / 5.0).powf(self.rating_pull)
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         let probabilities = [self.floor, self.ceiling, self.add_to_cart, self.purchase];
-        if !(self.eta >= 0.0 && self.noise >= 0.0 && probabilities.iter().all(|p| (0.0..=1.0).contains(p))) {
-            return Err("shopper: eta and noise must be >= 0, probabilities between 0 and 1".into());
+        let nonnegative = [self.eta, self.noise, self.rating_pull];
+        if !(nonnegative.iter().all(|v| *v >= 0.0) && probabilities.iter().all(|p| (0.0..=1.0).contains(p))) {
+            return Err("shopper: eta, noise and rating_pull must be >= 0, probabilities between 0 and 1".into());
         }
         Ok(())
     }
 
-    /// What one shopper does with a list of grades (index 0 = position 1): the strongest
+    /// What one shopper does with a list of results (index 0 = position 1): the strongest
     /// event on each position.
-    pub fn behave(&self, grades: &[i32], max_grade: i32, rng: &mut impl Rng) -> Vec<Option<EventType>> {
-        grades
+    pub fn behave(&self, shown: &[Seen], max_grade: i32, rng: &mut impl Rng) -> Vec<Option<EventType>> {
+        shown
             .iter()
             .enumerate()
-            .map(|(at, &grade)| {
+            .map(|(at, &Seen { grade, rating })| {
                 let noise = if self.noise > 0.0 { gaussian(rng) * self.noise } else { 0.0 };
                 let click = (self.attraction(grade, max_grade) + noise).clamp(0.0, 1.0);
                 if !(rng.random_bool(self.examination(at + 1).min(1.0)) && rng.random_bool(click)) {
@@ -99,7 +121,8 @@ impl Shopper {
                 if !rng.random_bool((self.add_to_cart * g).clamp(0.0, 1.0)) {
                     return Some(EventType::Click);
                 }
-                Some(if rng.random_bool(self.purchase) { EventType::Purchase } else { EventType::AddToCart })
+                let purchase = self.purchase_after_cart(rating).clamp(0.0, 1.0);
+                Some(if rng.random_bool(purchase) { EventType::Purchase } else { EventType::AddToCart })
             })
             .collect()
     }
@@ -125,6 +148,8 @@ pub struct SimOptions {
     pub explore: Option<bool>,
     /// Interleave two rankers (`interleave=a,b`) instead of asking for one.
     pub interleave: Option<String>,
+    /// Utility weights to ask for (`utility=…`), or the server's.
+    pub utility: Option<String>,
     pub concurrency: usize,
     pub seed: u64,
     pub shopper: Shopper,
@@ -159,6 +184,15 @@ struct SearchAnswer {
 #[derive(Deserialize)]
 struct SearchHit {
     id: String,
+    #[serde(default)]
+    product: HitProduct,
+}
+
+/// What a shopper reads off a result card, beside its title.
+#[derive(Deserialize, Default)]
+struct HitProduct {
+    #[serde(default)]
+    rating: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -261,6 +295,9 @@ async fn one_session(
     if let Some(pair) = &options.interleave {
         params.push(("interleave", pair.clone()));
     }
+    if let Some(utility) = &options.utility {
+        params.push(("utility", utility.clone()));
+    }
     let url = format!("{base}/search");
     let failed = |message: String| SimError::Server { url: url.clone(), message };
     let answer: SearchAnswer = loop {
@@ -279,7 +316,11 @@ async fn one_session(
     let Some(impression) = answer.impression_id else {
         return Err(failed("the response has no impression_id (is this a shelf server?)".into()));
     };
-    let shown: Vec<i32> = answer.results.iter().map(|hit| grades.get(&hit.id).copied().unwrap_or(0)).collect();
+    let shown: Vec<Seen> = answer
+        .results
+        .iter()
+        .map(|hit| Seen { grade: grades.get(&hit.id).copied().unwrap_or(0), rating: hit.product.rating })
+        .collect();
     let mut events = Vec::new();
     for (at, strongest) in options.shopper.behave(&shown, max_grade, &mut rng).into_iter().enumerate() {
         let Some(strongest) = strongest else { continue };
@@ -331,7 +372,8 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         let mut clicks = [0u32; 4];
         for _ in 0..20_000 {
-            for (at, event) in shopper.behave(&[6, 6, 0, 6], 6, &mut rng).iter().enumerate() {
+            let seen = [6, 6, 0, 6].map(|grade| Seen { grade, rating: Some(4.0) });
+            for (at, event) in shopper.behave(&seen, 6, &mut rng).iter().enumerate() {
                 clicks[at] += u32::from(event.is_some());
             }
         }

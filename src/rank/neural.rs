@@ -10,7 +10,9 @@
 //! - `relevance`: trained listwise on the judged grades; it orders the results;
 //! - `rating`, `in_stock`, `popularity`: product-quality heads, trained on the catalogue's
 //!   own signals where a catalogue has them (a product without a rating gets an estimate);
-//! - `click`, `add_to_cart`, `purchase`: engagement heads, trained from logged events.
+//! - `click`, `add_to_cart`, `purchase`: engagement heads, trained from logged events: the
+//!   probability that an examined product is clicked, added to the cart, bought, each as a
+//!   chain of conditional links ([`ENGAGEMENT`]).
 //!
 //! A head without data for a catalogue is switched off at training, and `meta.json` says
 //! why; it is never trained on made-up zeros. Explanations are integrated gradients of the
@@ -41,6 +43,10 @@ pub const KIND: &str = "neural";
 pub const MODEL_FILE: &str = "model.safetensors";
 /// Every head a network may have, relevance first.
 pub const HEADS: [&str; 7] = ["relevance", "rating", "in_stock", "popularity", "click", "add_to_cart", "purchase"];
+/// The engagement heads, in the order of their chain: each one's output is conditional on
+/// the one before (click; add-to-cart given a click; purchase given an add-to-cart), and
+/// the head's probability is the product of the chain's sigmoids up to it.
+pub const ENGAGEMENT: [&str; 3] = ["click", "add_to_cart", "purchase"];
 /// Steps of the integrated-gradients path.
 const IG_STEPS: usize = 64;
 /// A standardised feature value is clipped to this many standard deviations.
@@ -76,6 +82,11 @@ pub struct Architecture {
 }
 
 impl Architecture {
+    /// How many engagement heads the network has (they are its last outputs).
+    pub fn engagement_heads(&self) -> usize {
+        self.heads.iter().filter(|h| ENGAGEMENT.contains(&h.as_str())).count()
+    }
+
     /// Inputs from the feature rows: a standardised value and a missing flag per feature.
     pub fn feature_inputs(&self) -> usize {
         2 * features::COUNT
@@ -252,15 +263,24 @@ impl Network {
         let mut relevance = Vec::with_capacity(raw.len());
         let mut heads: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for row in &raw {
+            // The probability of getting this far along the engagement chain.
+            let mut reached = 1.0;
             for (name, value) in self.architecture.heads.iter().zip(row) {
                 let value = *value as f64;
                 if name == "relevance" {
                     relevance.push(value);
-                } else {
-                    let probability = 1.0 / (1.0 + (-value).exp());
-                    let unit = if name == "rating" { 5.0 * probability } else { probability };
-                    heads.entry(name.clone()).or_default().push(unit);
+                    continue;
                 }
+                let probability = 1.0 / (1.0 + (-value).exp());
+                let unit = match name.as_str() {
+                    "rating" => 5.0 * probability,
+                    name if ENGAGEMENT.contains(&name) => {
+                        reached *= probability;
+                        reached
+                    }
+                    _ => probability,
+                };
+                heads.entry(name.clone()).or_default().push(unit);
             }
         }
         Ok(Scored { relevance, heads })
@@ -295,6 +315,15 @@ impl NeuralRanker {
         let architecture = &described.architecture;
         if architecture.heads.first().map(String::as_str) != Some("relevance") {
             return Err(ModelError::corrupt(&meta_path, "the first head must be relevance"));
+        }
+        // The engagement chain: its links come last, from the first, none missing.
+        let chain = architecture.engagement_heads();
+        let tail: Vec<&str> = architecture.heads.iter().rev().take(chain).rev().map(String::as_str).collect();
+        if tail != ENGAGEMENT[..chain] {
+            return Err(ModelError::corrupt(
+                &meta_path,
+                "the engagement heads must come last, in the order click, add_to_cart, purchase",
+            ));
         }
         let network = Network::load(&dir.join(MODEL_FILE), architecture)?;
         let folds = (0..meta.fold_count())
@@ -438,6 +467,23 @@ mod tests {
         assert!(refused.contains("embed.") && refused.contains("shape"), "{refused}");
         std::fs::write(&path, b"not safetensors").unwrap();
         assert!(matches!(Network::load(&path, &architecture(3)), Err(ModelError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn engagement_heads_multiply_along_their_chain() {
+        let architecture = Architecture {
+            heads: vec!["relevance".into(), "click".into(), "add_to_cart".into(), "purchase".into()],
+            ..architecture(0)
+        };
+        let network = Network::init(architecture, vec![0.0; features::COUNT], vec![1.0; features::COUNT], 5).unwrap();
+        let raw = Tensor::new(&[[0.3f32, 2.0, 0.0, -1.0]], &Device::Cpu).unwrap();
+        let scored = network.outputs(&raw).unwrap();
+        let sigmoid = |z: f64| 1.0 / (1.0 + (-z).exp());
+        let click = sigmoid(2.0);
+        assert!((scored.heads["click"][0] - click).abs() < 1e-6);
+        assert!((scored.heads["add_to_cart"][0] - click * 0.5).abs() < 1e-6);
+        assert!((scored.heads["purchase"][0] - click * 0.5 * sigmoid(-1.0)).abs() < 1e-6);
+        assert!((scored.relevance[0] - 0.3).abs() < 1e-6);
     }
 
     #[test]

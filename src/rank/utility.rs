@@ -11,7 +11,7 @@
 //! | `rating` | stars / 5; a product without a rating gets the neural `rating` head's estimate, else the candidates' mean |
 //! | `in_stock` | 1 or 0; unknown: the neural `in_stock` head's probability, else 0.5 |
 //! | `popularity` | ln(1 + popularity) / the candidates' largest; unknown: 0 |
-//! | `click`, `add_to_cart`, `purchase` | the neural engagement head's probability (only when trained) |
+//! | `click`, `add_to_cart`, `purchase` | the neural engagement head's probability, over the candidates' largest (1 = the likeliest; only when trained) |
 //!
 //! Weights come from the index's `[utility]` table and can be overridden per request
 //! (`utility=relevance:1,rating:0.2`). With the default, relevance alone, results keep the
@@ -25,6 +25,7 @@
 //! let used = shop.overridden_by(&request);
 //! assert_eq!(used.get("rating"), 0.2);
 //! assert_eq!(used.get("in_stock"), 0.3);
+//! assert_eq!(used.to_string().parse::<Weights>().unwrap(), used);
 //! assert!("colour:1".parse::<Weights>().unwrap_err().contains("unknown utility term"));
 //! ```
 
@@ -126,6 +127,14 @@ impl FromStr for Weights {
     }
 }
 
+impl std::fmt::Display for Weights {
+    /// The form [`FromStr`] reads: `rating:0.2,relevance:1`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|(term, weight)| format!("{term}:{weight}")).collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
 /// One candidate's utility, term by term.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Term {
@@ -169,6 +178,12 @@ pub fn blend(weights: &Weights, scored: &Scored, products: &[&Product]) -> Resul
         products.iter().map(|p| p.popularity.filter(|v| *v >= 0.0).map(f64::ln_1p)).collect();
     let top_popularity = log_popularity.iter().flatten().copied().fold(0.0f64, f64::max);
     let head = |name: &str, at: usize| scored.heads.get(name).and_then(|values| values.get(at)).copied();
+    // Engagement probabilities are small (a purchase is rare): each is scaled by the
+    // likeliest candidate's, so its weight means what relevance's does.
+    let likeliest: BTreeMap<&str, f64> = HEAD_TERMS
+        .iter()
+        .filter_map(|term| scored.heads.get(*term).map(|values| (*term, values.iter().copied().fold(0.0, f64::max))))
+        .collect();
 
     let mut totals = Vec::with_capacity(n);
     let mut terms = Vec::with_capacity(n);
@@ -193,7 +208,10 @@ pub fn blend(weights: &Weights, scored: &Scored, products: &[&Product]) -> Resul
                     Some(_) => (0.0, None),
                     None => (0.0, Some("unknown")),
                 },
-                _ => (head(term, at).unwrap_or(0.0), None),
+                _ => match (head(term, at), likeliest.get(term)) {
+                    (Some(p), Some(&top)) if top > 0.0 => (p / top, None),
+                    _ => (0.0, None),
+                },
             };
             row.push(Term { term, value, weight, contribution: value * weight, note });
         }
@@ -275,5 +293,16 @@ mod tests {
         assert!((blend.totals[2] - (1.0 + 0.9)).abs() < 1e-12, "equal relevance scales to 1");
         let error = super::blend(&"click:1".parse().unwrap(), &with_head, &refs).err().unwrap();
         assert!(error.contains("click head"), "{error}");
+
+        // An engagement head's probability counts relative to the likeliest candidate's.
+        let engaged = Scored {
+            relevance: vec![1.0, 0.0, 0.0],
+            heads: BTreeMap::from([("purchase".into(), vec![0.01, 0.04, 0.02])]),
+        };
+        let blend = super::blend(&"relevance:1,purchase:2".parse().unwrap(), &engaged, &refs).unwrap();
+        let expected = [1.0 + 2.0 * 0.25, 2.0, 2.0 * 0.5];
+        for (total, expected) in blend.totals.iter().zip(expected) {
+            assert!((total - expected).abs() < 1e-12, "{:?}", blend.totals);
+        }
     }
 }

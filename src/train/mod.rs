@@ -52,6 +52,7 @@ use crate::dense::VectorStore;
 use crate::engine::{Engine, SearchError};
 use crate::eval::metrics::Metrics;
 use crate::eval::trec::Qrels;
+use crate::events::labels::{Engagement, Rates};
 use crate::features::{self, Row};
 use crate::rank::{ModelError, ModelMeta, META_FILE};
 
@@ -137,6 +138,9 @@ pub struct LoggedRow {
     pub label: i32,
     pub judged: bool,
     pub features: Row,
+    /// What shoppers did with the product for this query, when trained from engagement
+    /// ([`with_engagement`]): the neural ranker's engagement heads learn from it.
+    pub engagement: Option<Rates>,
 }
 
 /// One query's logged candidates.
@@ -195,6 +199,7 @@ pub fn log_features(
                         label: grade.unwrap_or(0),
                         judged: grade.is_some(),
                         features: c.features,
+                        engagement: None,
                     })
                 })
                 .collect();
@@ -205,6 +210,18 @@ pub fn log_features(
         .collect::<Result<Vec<_>, TrainError>>()?;
     progress.finish_and_clear();
     Ok(logged)
+}
+
+/// Attaches each logged row's engagement rates (by qid and product, as
+/// [`crate::events::labels::Labels::engagement`] holds them); rows the log never showed
+/// keep none.
+pub fn with_engagement(logged: &mut [LoggedQuery], engagement: &Engagement) {
+    for query in logged {
+        let Some(products) = engagement.get(&query.qid) else { continue };
+        for row in &mut query.rows {
+            row.engagement = products.get(&row.id).copied();
+        }
+    }
 }
 
 pub(crate) fn number(value: f32) -> String {

@@ -12,8 +12,16 @@
 //! signals, read from the candidates' features (stars / 5, stock, log popularity / its
 //! largest value), with a binary cross-entropy masked to the rows that have the signal; a
 //! head whose signal too few rows carry, or that never varies, is switched off and
-//! `meta.json` says why. Engagement heads (`click`, `add_to_cart`, `purchase`) have no data
-//! in judged training and are off.
+//! `meta.json` says why. Engagement heads (`click`, `add_to_cart`, `purchase`) learn, with
+//! the same masked cross-entropy, each shown product's rate of that event per examination
+//! ([`crate::events::labels::Rates`], position bias divided out) when the model trains from
+//! an engagement log (`shelf train --events`); judged training has no such data and leaves
+//! them off. The engagement heads form a chain of conditional links, each trained where
+//! its event could happen: click per examination (weighted by exposure), add-to-cart per
+//! click (weighted by clicks), purchase per add-to-cart (weighted by add-to-carts); a
+//! head's probability is the product of the links up to it. A purchase head trained on
+//! purchases per examination alone learns little: purchases are rare, and what sways them
+//! after the cart is drowned by what brings the click (measured in the README).
 //!
 //! Training is deterministic for a seed: weights start from a seeded generator, batches
 //! are shuffled by one, and each fold's network early-stops on validation nDCG@10 and
@@ -29,10 +37,15 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::{candidates_ndcg, cross_validate, finish, FoldTrainer, Prepared, TrainError, TrainOptions, Trained};
+use super::{
+    candidates_ndcg, cross_validate, finish, FoldTrainer, LoggedRow, Prepared, TrainError, TrainOptions, Trained,
+};
 use crate::dense::VectorStore;
 use crate::features;
 use crate::rank::neural::{self, Architecture, HeadInfo, Network, NeuralMeta, HEADS};
+
+/// Rows with a click (or an add-to-cart) that the add-to-cart (purchase) link needs to train.
+const MIN_LINK_ROWS: usize = 100;
 
 /// The listwise loss of the relevance head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,7 +80,10 @@ pub struct NeuralParams {
     pub validation_share: f64,
     /// Weight of each product-quality head's loss beside relevance's.
     pub head_weight: f64,
-    /// Least share of training rows that must carry a signal for its head to train.
+    /// Weight of each engagement head's loss beside relevance's.
+    pub engagement_weight: f64,
+    /// Least share of training rows that must carry a signal for its head to train (the
+    /// add-to-cart and purchase links need 100 rows with clicks, add-to-carts instead).
     pub min_head_share: f64,
 }
 
@@ -86,19 +102,64 @@ impl Default for NeuralParams {
             patience: 6,
             validation_share: 0.1,
             head_weight: 0.2,
+            engagement_weight: 1.0,
             min_head_share: 0.05,
         }
     }
 }
 
-/// Where a quality head's target comes from: a feature, scaled to 0..1.
-fn quality_target(head: &str) -> Option<(usize, Scale)> {
-    let feature = |name: &str| features::index_of(name);
-    match head {
-        "rating" => feature("rating").map(|at| (at, Scale::Divide(5.0))),
-        "in_stock" => feature("in_stock").map(|at| (at, Scale::Divide(1.0))),
-        "popularity" => feature("log_popularity").map(|at| (at, Scale::ByLargest)),
-        _ => None,
+/// Where a head's target comes from.
+#[derive(Clone, Copy)]
+enum Source {
+    /// A product-quality head: a feature, scaled to 0..1.
+    Feature(usize, Scale),
+    /// An engagement head, the link at this index of the chain
+    /// ([`neural::ENGAGEMENT`]): a click per examination, an add-to-cart per click, a
+    /// purchase per add-to-cart.
+    Engagement(usize),
+}
+
+impl Source {
+    fn of(head: &str) -> Option<Source> {
+        let feature = |name: &str, scale| features::index_of(name).map(|at| Source::Feature(at, scale));
+        match head {
+            "rating" => feature("rating", Scale::Divide(5.0)),
+            "in_stock" => feature("in_stock", Scale::Divide(1.0)),
+            "popularity" => feature("log_popularity", Scale::ByLargest),
+            _ => neural::ENGAGEMENT.iter().position(|link| *link == head).map(Source::Engagement),
+        }
+    }
+
+    /// The raw signal of a row (NaN: the row does not have it).
+    fn raw(self, row: &LoggedRow) -> f32 {
+        match self {
+            Source::Feature(at, _) => row.features[at],
+            Source::Engagement(0) => row.engagement.map_or(f32::NAN, |e| e.rates[0] as f32),
+            Source::Engagement(k) => match row.engagement {
+                Some(e) if e.reached[k - 1] > 0.0 => (e.reached[k] / e.reached[k - 1]) as f32,
+                _ => f32::NAN,
+            },
+        }
+    }
+
+    /// How much a row's target counts: a link's rate measured over more trials (the
+    /// examinations, clicks or add-to-carts before it) is surer, and its weighted
+    /// cross-entropy is the binomial likelihood of what shoppers did.
+    fn weight(self, row: &LoggedRow) -> f32 {
+        match self {
+            Source::Feature(..) => 1.0,
+            Source::Engagement(0) => row.engagement.map_or(0.0, |e| e.exposure as f32),
+            Source::Engagement(k) => row.engagement.map_or(0.0, |e| e.reached[k - 1] as f32),
+        }
+    }
+
+    /// What the signal is called in a head's reason for being off.
+    fn describe(self) -> String {
+        match self {
+            Source::Feature(at, _) => features::NAMES[at].to_string(),
+            Source::Engagement(0) => "click rate".to_string(),
+            Source::Engagement(k) => format!("{} per {}", neural::ENGAGEMENT[k], neural::ENGAGEMENT[k - 1]),
+        }
     }
 }
 
@@ -121,8 +182,11 @@ pub(crate) struct NeuralTrainer<'a> {
     sd: Vec<f32>,
     /// Each query's encoded feature rows `[rows × 2F]`.
     encoded: Vec<Vec<f32>>,
-    /// Each query's rows' targets for the heads after relevance (NaN: unknown).
-    targets: Vec<Vec<Vec<f32>>>,
+    /// Each query's rows' targets for the heads after relevance, with their weights (a
+    /// NaN target: unknown).
+    targets: Vec<Vec<Vec<(f32, f32)>>>,
+    /// The loss weight of each head after relevance.
+    head_weights: Vec<f32>,
 }
 
 impl<'a> NeuralTrainer<'a> {
@@ -162,46 +226,52 @@ impl<'a> NeuralTrainer<'a> {
         let embedding = if dim > 0 { params.embedding } else { 0 };
         let rows = data.rows();
         let mut heads = vec![HeadInfo { name: "relevance".into(), on: true, rows, reason: None }];
+        let engaged = data.queries.iter().flat_map(|q| &q.rows).any(|r| r.engagement.is_some());
+        // Each trained head's source and the divisor that brings its signal to 0..1.
         let mut sources = Vec::new();
         for name in HEADS.iter().skip(1) {
-            let info = match quality_target(name) {
-                None => HeadInfo {
-                    name: name.to_string(),
-                    on: false,
-                    rows: 0,
-                    reason: Some("no engagement events in judged training data".into()),
-                },
-                Some((at, scale)) => {
-                    let values: Vec<f32> = data
-                        .queries
-                        .iter()
-                        .flat_map(|q| &q.rows)
-                        .map(|r| r.features[at])
-                        .filter(|v| !v.is_nan())
-                        .collect();
-                    let varies = values.iter().any(|v| *v != values[0]);
-                    let enough = values.len() as f64 >= params.min_head_share * rows as f64 && values.len() >= 20;
-                    let reason = match (enough, varies) {
-                        (false, _) => Some(format!(
-                            "only {} of {rows} training rows have a {}",
-                            values.len(),
-                            features::NAMES[at]
-                        )),
-                        (true, false) => Some(format!("{} never varies in the training rows", features::NAMES[at])),
-                        (true, true) => None,
-                    };
-                    if reason.is_none() {
-                        let largest = values.iter().copied().fold(0f32, f32::max).max(f32::MIN_POSITIVE);
-                        let divisor = match scale {
-                            Scale::Divide(by) => by,
-                            Scale::ByLargest => largest,
-                        };
-                        sources.push((at, divisor));
-                    }
-                    HeadInfo { name: name.to_string(), on: reason.is_none(), rows: values.len(), reason }
-                }
+            let Some(source) = Source::of(name) else { continue };
+            let values: Vec<f32> =
+                data.queries.iter().flat_map(|q| &q.rows).map(|r| source.raw(r)).filter(|v| !v.is_nan()).collect();
+            let varies = values.iter().any(|v| *v != values[0]);
+            // A later link's trials (clicks, add-to-carts) are rare by nature: it needs
+            // enough of them, not a share of every row.
+            let enough = match source {
+                Source::Engagement(k) if k > 0 => values.len() >= MIN_LINK_ROWS,
+                _ => values.len() as f64 >= params.min_head_share * rows as f64 && values.len() >= 20,
             };
-            heads.push(info);
+            let signal = source.describe();
+            // An engagement head is a link of a chain (see `neural::ENGAGEMENT`): it needs
+            // every link before it.
+            let broken = match source {
+                Source::Engagement(k) if k > 0 && engaged => {
+                    heads.iter().find(|h| h.name == neural::ENGAGEMENT[k - 1] && !h.on)
+                }
+                _ => None,
+            };
+            if let Some(before) = broken {
+                let reason = Some(format!("the {} head before it in the chain is off", before.name));
+                heads.push(HeadInfo { name: name.to_string(), on: false, rows: values.len(), reason });
+                continue;
+            }
+            let reason = match (source, engaged, enough, varies) {
+                (Source::Engagement(_), false, _, _) => {
+                    Some("no engagement in the training data (train with --events to learn it)".to_string())
+                }
+                (_, _, false, _) => Some(format!("only {} of {rows} training rows have a {signal}", values.len())),
+                (_, _, true, false) => Some(format!("{signal} never varies in the training rows")),
+                (_, _, true, true) => None,
+            };
+            if reason.is_none() {
+                let largest = values.iter().copied().fold(0f32, f32::max).max(f32::MIN_POSITIVE);
+                let divisor = match source {
+                    Source::Feature(_, Scale::Divide(by)) => by,
+                    Source::Feature(_, Scale::ByLargest) => largest,
+                    Source::Engagement(_) => 1.0,
+                };
+                sources.push((source, divisor));
+            }
+            heads.push(HeadInfo { name: name.to_string(), on: reason.is_none(), rows: values.len(), reason });
         }
         let architecture = Architecture {
             hidden: params.hidden.clone(),
@@ -221,11 +291,23 @@ impl<'a> NeuralTrainer<'a> {
             .map(|q| {
                 q.rows
                     .iter()
-                    .map(|r| sources.iter().map(|(at, divisor)| (r.features[*at] / divisor).clamp(0.0, 1.0)).collect())
+                    .map(|r| {
+                        sources
+                            .iter()
+                            .map(|(source, divisor)| ((source.raw(r) / divisor).clamp(0.0, 1.0), source.weight(r)))
+                            .collect()
+                    })
                     .collect()
             })
             .collect();
-        Ok(NeuralTrainer { data, vectors, params, seed, architecture, heads, mean, sd, encoded, targets })
+        let head_weights = sources
+            .iter()
+            .map(|(source, _)| match source {
+                Source::Feature(..) => params.head_weight as f32,
+                Source::Engagement(_) => params.engagement_weight as f32,
+            })
+            .collect();
+        Ok(NeuralTrainer { data, vectors, params, seed, architecture, heads, mean, sd, encoded, targets, head_weights })
     }
 
     /// The inputs of some queries' rows, padded to `width` rows each (`None`: unpadded,
@@ -255,7 +337,7 @@ impl<'a> NeuralTrainer<'a> {
         Ok((x, e))
     }
 
-    /// One batch's loss: listwise relevance plus the quality heads.
+    /// One batch's loss: listwise relevance plus the quality and engagement heads.
     fn batch_loss(
         &self,
         network: &Network,
@@ -285,10 +367,10 @@ impl<'a> NeuralTrainer<'a> {
                 let i = slot * width + at;
                 mask[i] = 1.0;
                 gains[i] = row.label.max(0) as f32;
-                for (k, target) in self.targets[q][at].iter().enumerate() {
+                for (k, (target, weight)) in self.targets[q][at].iter().enumerate() {
                     if !target.is_nan() {
                         targets[i * extra + k] = *target;
-                        known[i * extra + k] = 1.0;
+                        known[i * extra + k] = *weight;
                     }
                 }
             }
@@ -307,8 +389,10 @@ impl<'a> NeuralTrainer<'a> {
             let known = Tensor::from_vec(known, (b * width, extra), cpu)?;
             // Binary cross-entropy with logits, stable form: max(z, 0) − z·t + ln(1 + e^−|z|).
             let bce = ((logits.relu()? - logits.mul(&targets)?)? + (logits.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
+            // Each head's weighted mean over the rows that have its signal.
             let per_head = bce.mul(&known)?.sum(0)?.broadcast_div(&(known.sum(0)? + 1.0)?)?;
-            loss = (loss + (per_head.sum_all()? * self.params.head_weight)?)?;
+            let weights = Tensor::new(self.head_weights.as_slice(), cpu)?;
+            loss = (loss + per_head.mul(&weights)?.sum_all()?)?;
         }
         Ok(loss)
     }
