@@ -20,8 +20,8 @@
 //!
 //! Beside the grades, each pair gets its **engagement rates** ([`Rates`]): the chance that
 //! an examined product is clicked, added to the cart, bought (an event implies the weaker
-//! ones), with the same exposure and shrinkage. They are the targets of the neural
-//! ranker's engagement heads.
+//! ones), with the same exposure and shrinkage, and the counts behind them. The neural
+//! ranker's engagement heads learn from them.
 //!
 //! ```
 //! use shelf::events::labels::{Debias, LabelParams};

@@ -12,16 +12,16 @@
 //! signals, read from the candidates' features (stars / 5, stock, log popularity / its
 //! largest value), with a binary cross-entropy masked to the rows that have the signal; a
 //! head whose signal too few rows carry, or that never varies, is switched off and
-//! `meta.json` says why. Engagement heads (`click`, `add_to_cart`, `purchase`) learn, with
-//! the same masked cross-entropy, each shown product's rate of that event per examination
-//! ([`crate::events::labels::Rates`], position bias divided out) when the model trains from
-//! an engagement log (`shelf train --events`); judged training has no such data and leaves
-//! them off. The engagement heads form a chain of conditional links, each trained where
-//! its event could happen: click per examination (weighted by exposure), add-to-cart per
-//! click (weighted by clicks), purchase per add-to-cart (weighted by add-to-carts); a
-//! head's probability is the product of the links up to it. A purchase head trained on
-//! purchases per examination alone learns little: purchases are rare, and what sways them
-//! after the cart is drowned by what brings the click (measured in the README).
+//! `meta.json` says why. Engagement heads (`click`, `add_to_cart`, `purchase`) train when
+//! the model learns from an engagement log (`shelf train --events`; judged training has no
+//! such data and leaves them off), with the same masked cross-entropy, from each shown
+//! product's counts ([`crate::events::labels::Rates`], position bias divided out). They
+//! form a chain of conditional links, each trained where its event can happen: a click per
+//! examination (weighted by exposure), an add-to-cart per click (weighted by clicks), a
+//! purchase per add-to-cart (weighted by add-to-carts); a head's probability is the product
+//! of the links up to it. A purchase head trained on purchases per examination learns
+//! little: purchases are rare, and what sways them after the cart is drowned by what brings
+//! the click (measured in the README).
 //!
 //! Training is deterministic for a seed: weights start from a seeded generator, batches
 //! are shuffled by one, and each fold's network early-stops on validation nDCG@10 and
