@@ -180,9 +180,12 @@ pub fn blend(weights: &Weights, scored: &Scored, products: &[&Product]) -> Resul
     let head = |name: &str, at: usize| scored.heads.get(name).and_then(|values| values.get(at)).copied();
     // Engagement probabilities are small (a purchase is rare): each is scaled by the
     // likeliest candidate's, so its weight means what relevance's does.
-    let likeliest: BTreeMap<&str, f64> = HEAD_TERMS
+    let likeliest: BTreeMap<&str, f64> = active
         .iter()
-        .filter_map(|term| scored.heads.get(*term).map(|values| (*term, values.iter().copied().fold(0.0, f64::max))))
+        .filter(|(term, _)| HEAD_TERMS.contains(term))
+        .filter_map(|(term, _)| {
+            scored.heads.get(*term).map(|values| (*term, values.iter().copied().fold(0.0, f64::max)))
+        })
         .collect();
 
     let mut totals = Vec::with_capacity(n);

@@ -117,6 +117,14 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
     }
 }
 
+/// A count parameter (`k`, `offset`); the range is checked with the rest of the request,
+/// and named here so a value that does not parse says what would.
+fn parse_count(name: &str, value: &str, least: usize, most: usize) -> Result<usize, ApiError> {
+    value.trim().parse().map_err(|_| {
+        ApiError::bad_request(format!("{name} must be a whole number between {least} and {most}, got '{value}'"))
+    })
+}
+
 /// Search products
 ///
 /// `filter` repeats: `?q=office+chair&filter=brand:Loftline&filter=price:..400`.
@@ -212,26 +220,12 @@ pub(super) async fn search_get(
     for (name, value) in &pairs {
         match name.as_str() {
             "q" => q = Some(value.clone()),
-            "k" => {
-                k = value.trim().parse().map_err(|_| {
-                    ApiError::bad_request(format!(
-                        "k must be a whole number between 1 and {}, got '{value}'",
-                        crate::search::MAX_K
-                    ))
-                })?
-            }
+            "k" => k = parse_count("k", value, 1, crate::search::MAX_K)?,
             "ranker" => ranker_name = Some(value.as_str()),
             "explain" => explain = parse_bool("explain", value)?,
             "facets" => facets = parse_bool("facets", value)?,
             "utility" => utility = Some(value.parse::<Weights>().map_err(invalid_utility)?),
-            "offset" => {
-                offset = value.trim().parse().map_err(|_| {
-                    ApiError::bad_request(format!(
-                        "offset must be a whole number between 0 and {}, got '{value}'",
-                        crate::search::MAX_OFFSET
-                    ))
-                })?
-            }
+            "offset" => offset = parse_count("offset", value, 0, crate::search::MAX_OFFSET)?,
             "log" => log = parse_bool("log", value)?,
             "explore" => explore = Some(parse_bool("explore", value)?),
             "interleave" => interleave = Some(value.as_str()),
