@@ -26,8 +26,8 @@
 //! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
 //! let shown = policy.perturb(10, 15, &mut rng);
 //! assert_eq!(shown.placements.len(), 10);
-//! // Each product is at most `max_shift` places above its production rank.
-//! assert!(shown.placements.iter().all(|p| p.base_rank <= p.position + 10));
+//! // The insert moves a product at most `max_shift` places up, a swap one more.
+//! assert!(shown.placements.iter().all(|p| p.base_rank <= p.position + 10 + 1));
 //! assert!(shown.placements.iter().all(|p| p.propensity > 0.0 && p.propensity <= 1.0));
 //! ```
 

@@ -28,22 +28,25 @@
 //! ```
 
 mod config;
+mod fuzzy;
 mod query;
 mod schema;
 pub mod stats;
 pub mod text;
 
 pub use config::{FieldBoosts, FuzzyConfig, LexicalConfig, MatchConfig};
+use fuzzy::FuzzyCache;
 pub use query::QueryPlan;
 pub use schema::Fields;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
-use tantivy::collector::{Count, DocSetCollector, FacetCollector, TopDocs};
-use tantivy::query::{BooleanQuery, Query};
+use tantivy::collector::{Count, FacetCollector, TopDocs};
+use tantivy::query::{EnableScoring, Query};
 use tantivy::schema::{Facet, TantivyDocument, Value};
-use tantivy::{DocAddress, Index, IndexReader, ReloadPolicy, Searcher, TantivyError, Term};
+use tantivy::{DocAddress, DocSet, Index, IndexReader, ReloadPolicy, Searcher, TantivyError, Term};
 
 use crate::catalog::{category_path, Product};
 use crate::search::{FacetCount, Facets, Filters};
@@ -65,6 +68,11 @@ pub struct LexicalIndex {
     /// Each segment's product ids by document, read from the id column at open: a hit's id
     /// is then a lookup (about 40 bytes a product).
     ids: Vec<Vec<Box<str>>>,
+    /// The live document of each product id: products named by id (dense candidates, judged
+    /// products) are read and scored without a search (about 70 bytes a product).
+    docs: HashMap<Box<str>, DocAddress>,
+    /// The products each typo-tolerant term matched, remembered across searches.
+    fuzzy: Arc<FuzzyCache>,
 }
 
 /// One product that matched, with its BM25 score.
@@ -131,8 +139,20 @@ impl LexicalIndex {
         let searcher = reader.searcher();
         let brands = facet_values(&searcher, fields.brand_facet)?;
         let categories = facet_values(&searcher, fields.category_facet)?;
-        let ids = searcher.segment_readers().iter().map(segment_ids).collect::<tantivy::Result<_>>()?;
-        Ok(LexicalIndex { index, reader, fields, brands, categories, ids })
+        let ids: Vec<Vec<Box<str>>> =
+            searcher.segment_readers().iter().map(segment_ids).collect::<tantivy::Result<_>>()?;
+        let mut docs = HashMap::with_capacity(searcher.num_docs() as usize);
+        for (segment_ord, (segment, ids)) in searcher.segment_readers().iter().zip(&ids).enumerate() {
+            for (doc_id, id) in ids.iter().enumerate() {
+                let doc_id = doc_id as u32;
+                if segment.alive_bitset().is_none_or(|alive| alive.is_alive(doc_id)) {
+                    docs.insert(id.clone(), DocAddress::new(segment_ord as u32, doc_id));
+                }
+            }
+        }
+        let largest = searcher.segment_readers().iter().map(|s| s.max_doc()).max().unwrap_or(0);
+        let fuzzy = Arc::new(FuzzyCache::new(largest));
+        Ok(LexicalIndex { index, reader, fields, brands, categories, ids, docs, fuzzy })
     }
 
     pub fn fields(&self) -> &Fields {
@@ -263,19 +283,25 @@ impl LexicalIndex {
         self.categories.get(&category_path(path).join(" > ").to_lowercase()).cloned()
     }
 
-    /// BM25 scores of the given products only (those the text does not match are left out):
-    /// how the rerank protocol orders a query's judged products.
+    /// BM25 scores of the given products only (those the text does not match are left out),
+    /// best first: how the rerank protocol orders a query's judged products, and the BM25
+    /// of dense candidates the lexical list did not hold.
     pub fn score_ids(&self, plan: &QueryPlan, ids: &[String]) -> tantivy::Result<Vec<(String, f32)>> {
-        let searcher = self.reader.searcher();
         if plan.is_empty() || ids.is_empty() {
             return Ok(Vec::new());
         }
-        let only = query::only_ids(self, ids);
-        let top = TopDocs::with_limit(ids.len()).order_by_score();
-        let docs = searcher.search(&plan.query(&[Some(only.as_ref())]), &top)?;
-        let addresses: Vec<DocAddress> = docs.iter().map(|(_, doc)| *doc).collect();
+        let searcher = self.reader.searcher();
+        let docs: Vec<DocAddress> = ids.iter().filter_map(|id| self.address(id)).collect();
+        let mut scored = matching(&searcher, plan.query(&[]).as_ref(), true, &docs)?;
+        scored.sort_by(|(a_doc, a), (b_doc, b)| b.total_cmp(a).then(a_doc.cmp(b_doc)));
+        let addresses: Vec<DocAddress> = scored.iter().map(|(doc, _)| *doc).collect();
         let ids = self.ids_of(&addresses)?;
-        Ok(ids.into_iter().zip(docs).map(|(id, (score, _))| (id, score)).collect())
+        Ok(ids.into_iter().zip(scored).map(|(id, (_, score))| (id, score)).collect())
+    }
+
+    /// The document of a product id, if the index holds it.
+    pub fn address(&self, id: &str) -> Option<DocAddress> {
+        self.docs.get(id).copied()
     }
 
     /// The product ids of documents (no stored product is read).
@@ -295,10 +321,10 @@ impl LexicalIndex {
     /// is read).
     pub fn passing(&self, filters: &Filters, ids: &[String]) -> tantivy::Result<HashSet<String>> {
         let Some(filter) = query::filters(self, filters) else { return Ok(ids.iter().cloned().collect()) };
-        let searcher = self.reader.searcher();
-        let both = BooleanQuery::intersection(vec![query::only_ids(self, ids), filter]);
-        let docs: Vec<DocAddress> = searcher.search(&both, &DocSetCollector)?.into_iter().collect();
-        Ok(self.ids_of(&docs)?.into_iter().collect())
+        let docs: Vec<DocAddress> = ids.iter().filter_map(|id| self.address(id)).collect();
+        let passed: Vec<DocAddress> =
+            matching(&self.reader.searcher(), filter.as_ref(), false, &docs)?.into_iter().map(|(doc, _)| doc).collect();
+        Ok(self.ids_of(&passed)?.into_iter().collect())
     }
 
     /// Reads the stored product of a document.
@@ -326,29 +352,55 @@ impl LexicalIndex {
             .collect()
     }
 
-    /// Finds many products by id in one search (ids not in the index are left out).
+    /// Finds many products by id (ids not in the index are left out).
     pub fn find_many(&self, ids: &[String]) -> tantivy::Result<HashMap<String, Product>> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
         let searcher = self.reader.searcher();
-        let query = query::only_ids(self, ids);
-        let docs = searcher.search(&query, &TopDocs::with_limit(ids.len()).order_by_score())?;
-        docs.into_iter().map(|(_, doc)| self.product_with(&searcher, doc).map(|p| (p.id.clone(), p))).collect()
+        ids.iter()
+            .filter_map(|id| self.address(id))
+            .map(|doc| self.product_with(&searcher, doc).map(|p| (p.id.clone(), p)))
+            .collect()
     }
 
     /// Finds a product by id.
     pub fn find(&self, id: &str) -> tantivy::Result<Option<Product>> {
-        let searcher = self.reader.searcher();
-        let term = Term::from_field_text(self.fields.id, id);
-        let query = tantivy::query::TermQuery::new(term, tantivy::schema::IndexRecordOption::Basic);
-        let top = searcher.search(&query, &TopDocs::with_limit(1).order_by_score())?;
-        top.first().map(|(_, doc)| self.product_with(&searcher, *doc)).transpose()
+        self.address(id).map(|doc| self.product(doc)).transpose()
     }
 
     pub(crate) fn tantivy(&self) -> &Index {
         &self.index
     }
+}
+
+/// Each of `docs` that `query` matches, with its score (0 unless `scoring`): the query's
+/// scorer seeks each document in turn, so no other product is visited or scored.
+fn matching(
+    searcher: &Searcher,
+    query: &dyn Query,
+    scoring: bool,
+    docs: &[DocAddress],
+) -> tantivy::Result<Vec<(DocAddress, f32)>> {
+    let mode = if scoring {
+        EnableScoring::enabled_from_searcher(searcher)
+    } else {
+        EnableScoring::disabled_from_searcher(searcher)
+    };
+    let weight = query.weight(mode)?;
+    let mut sorted = docs.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut found = Vec::with_capacity(sorted.len());
+    for segment in sorted.chunk_by(|a, b| a.segment_ord == b.segment_ord) {
+        let mut scorer = weight.scorer(searcher.segment_reader(segment[0].segment_ord), 1.0)?;
+        for doc in segment {
+            if scorer.doc() < doc.doc_id {
+                scorer.seek(doc.doc_id);
+            }
+            if scorer.doc() == doc.doc_id {
+                found.push((*doc, if scoring { scorer.score() } else { 0.0 }));
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// The product id of each document of a segment, from its id column: the dictionary is

@@ -2,14 +2,13 @@
 
 use std::collections::HashSet;
 use std::ops::Bound;
+use std::sync::Arc;
 
-use tantivy::query::{
-    BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, FuzzyTermQuery, Occur, Query, RangeQuery, TermQuery,
-    TermSetQuery,
-};
+use tantivy::query::{BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{Searcher, Term};
 
+use super::fuzzy::{CachedFuzzyQuery, FuzzyCache};
 use super::{text, LexicalIndex};
 use super::{LexicalConfig, MatchConfig};
 use crate::search::Filters;
@@ -26,6 +25,8 @@ pub struct QueryPlan {
     /// Terms that may be matched fuzzily if the exact query finds too little.
     widen: Vec<Term>,
     fuzzy_boost: f32,
+    /// The index's remembered fuzzy matches.
+    remembered: Arc<FuzzyCache>,
     /// Each word of the query with every term (of every field) that stands for it.
     words: Vec<Vec<Term>>,
 }
@@ -76,7 +77,7 @@ impl QueryPlan {
             }
         }
         let words = words(index, &searched, text, config.max_query_terms)?;
-        Ok(QueryPlan { fields, fuzzy, widen, fuzzy_boost: config.fuzzy.boost, words })
+        Ok(QueryPlan { fields, fuzzy, widen, fuzzy_boost: config.fuzzy.boost, remembered: index.fuzzy.clone(), words })
     }
 
     /// How many of the query's words a product must match under `rule`.
@@ -103,7 +104,7 @@ impl QueryPlan {
                     .iter()
                     .map(|t| Box::new(TermQuery::new(t.clone(), IndexRecordOption::Basic)) as Box<dyn Query>)
                     .collect();
-                alternatives.extend(terms.iter().filter(|t| self.fuzzy.contains(t)).map(fuzzy_query));
+                alternatives.extend(terms.iter().filter(|t| self.fuzzy.contains(t)).map(|t| self.fuzzy_query(t)));
                 Box::new(BooleanQuery::union(alternatives)) as Box<dyn Query>
             })
             .collect();
@@ -130,6 +131,13 @@ impl QueryPlan {
         wider
     }
 
+    /// A term matched within 1 edit, or 2 for words of 8 letters or more.
+    fn fuzzy_query(&self, term: &Term) -> Box<dyn Query> {
+        let length = term.value().as_str().map_or(0, |w| w.chars().count());
+        let distance = if length >= 8 { 2 } else { 1 };
+        Box::new(CachedFuzzyQuery::new(term.clone(), distance, self.remembered.clone()))
+    }
+
     /// The scoring query, restricted by every given non-scoring filter.
     pub(super) fn query(&self, filters: &[Option<&dyn Query>]) -> Box<dyn Query> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
@@ -141,7 +149,7 @@ impl QueryPlan {
             clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(BooleanQuery::union(union)), *boost))));
         }
         for term in &self.fuzzy {
-            clauses.push((Occur::Should, Box::new(BoostQuery::new(fuzzy_query(term), self.fuzzy_boost))));
+            clauses.push((Occur::Should, Box::new(BoostQuery::new(self.fuzzy_query(term), self.fuzzy_boost))));
         }
         let text: Box<dyn Query> = Box::new(BooleanQuery::new(clauses));
         let restrictions: Vec<Box<dyn Query>> = filters.iter().flatten().map(|f| f.box_clone()).collect();
@@ -152,13 +160,6 @@ impl QueryPlan {
         all.extend(restrictions.into_iter().map(|r| (Occur::Must, r)));
         Box::new(BooleanQuery::new(all))
     }
-}
-
-/// A term matched within 1 edit, or 2 for words of 8 letters or more.
-fn fuzzy_query(term: &Term) -> Box<dyn Query> {
-    let length = term.value().as_str().map_or(0, |w| w.chars().count());
-    let distance = if length >= 8 { 2 } else { 1 };
-    Box::new(FuzzyTermQuery::new(term.clone(), distance, true))
 }
 
 /// The query's words (at most `max`), each with the terms every searched field makes of it.
@@ -203,12 +204,6 @@ fn terms(index: &LexicalIndex, field: Field, text: &str, max: usize) -> tantivy:
         }
     }
     Ok(terms)
-}
-
-/// A query that matches exactly the products with these ids, scoring nothing.
-pub(super) fn only_ids(index: &LexicalIndex, ids: &[String]) -> Box<dyn Query> {
-    let terms = ids.iter().map(|id| Term::from_field_text(index.fields().id, id));
-    Box::new(ConstScoreQuery::new(Box::new(TermSetQuery::new(terms)), 0.0))
 }
 
 /// A query that matches exactly the products `filters` allow, scoring nothing.
