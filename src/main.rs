@@ -1169,11 +1169,11 @@ fn run_features(args: FeaturesArgs) -> Result<()> {
     Ok(())
 }
 
-/// Logs features and trains: what `shelf train` and the demo share.
 /// What a ranker trains on: queries, their grades, and (from an engagement log) what
 /// shoppers did with each shown product.
 type Labelled<'a> = (&'a [(String, String)], &'a trec::Qrels, Option<&'a shelf::events::labels::Engagement>);
 
+/// Logs features and trains: what `shelf train` and the demo share.
 fn train_model(
     engine: &Engine,
     (queries, qrels, engagement): Labelled,
