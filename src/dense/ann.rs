@@ -1,7 +1,7 @@
 //! Approximate nearest neighbours: an HNSW graph over the product vectors.
 //!
-//! Exact search compares the query with every product: 55k products × 384 dimensions is
-//! about 2 ms, and it grows with the catalogue. The graph (hnsw_rs, a Hierarchical Navigable
+//! Exact search compares the query with every product: 55k products × 384 dimensions take
+//! about 11 ms on a 2-core machine, and it grows with the catalogue. The graph (hnsw_rs, a Hierarchical Navigable
 //! Small World graph) visits a few thousand products instead. Two knobs trade speed for
 //! recall: `m` and `ef_construction` shape the graph at build time, `ef_search` is how wide
 //! each query looks (read from the index config at open, so it can be retuned without a
@@ -16,10 +16,12 @@
 //!     store.push(&format!("p{at}"), String::new(), &[angle.cos(), angle.sin()]);
 //! }
 //! let ann = AnnIndex::build(&store, &AnnParams::default(), &|_| ());
-//! let rows = ann.nearest_rows(&[1.0, 0.0], 2, 16);
-//! assert_eq!(rows, vec![0, 1]);
+//! let nearest = ann.nearest_rows(&store, &[1.0, 0.0], 2, 16);
+//! assert_eq!(nearest.iter().map(|(row, _)| *row).collect::<Vec<_>>(), vec![0, 1]);
 //! ```
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::path::Path;
 
 use hnsw_rs::hnswio::HnswIo;
@@ -77,8 +79,18 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// An HNSW graph whose points are the rows of a [`VectorStore`].
+///
+/// hnsw_rs builds the graph (in parallel) and reads and writes its files; searches walk
+/// [`Layers`], a read-only copy of its neighbour lists, over the store's own vectors.
+/// hnsw_rs's search is made for a graph that is still growing: a lock, a reference count
+/// and a hashed set entry for every point it visits. A served graph never changes, so the
+/// copy walks plain arrays (a third of the time per query on Home Depot, same recall; see
+/// the README's serving table).
 pub struct AnnIndex {
-    graph: Hnsw<'static, f32, UnitCosine>,
+    /// The graph as hnsw_rs holds it, kept from a build until it is saved; a loaded index
+    /// does not need it.
+    built: Option<Hnsw<'static, f32, UnitCosine>>,
+    layers: Layers,
 }
 
 impl AnnIndex {
@@ -92,29 +104,38 @@ impl AnnIndex {
             graph.parallel_insert_slice(&chunk.to_vec());
             progress(chunk.len());
         }
-        AnnIndex { graph }
+        let layers = Layers::of(&graph, store.len());
+        AnnIndex { built: Some(graph), layers }
     }
 
+    /// How many products the graph links.
     pub fn len(&self) -> usize {
-        self.graph.get_nb_point()
+        self.layers.rows()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// The rows of the (about) `k` nearest products, nearest first; `ef` is how many
-    /// candidates the search keeps while walking the graph (at least `k`).
-    pub fn nearest_rows(&self, query: &[f32], k: usize, ef: usize) -> Vec<usize> {
-        if k == 0 || self.is_empty() {
+    /// The rows of the (about) `k` products of `store` nearest to `query`, nearest first,
+    /// with their cosine; `ef` is how many candidates the search keeps while walking the
+    /// graph (at least `k`).
+    pub fn nearest_rows(&self, store: &VectorStore, query: &[f32], k: usize, ef: usize) -> Vec<(usize, f32)> {
+        if k == 0 || self.is_empty() || store.len() < self.len() {
             return Vec::new();
         }
-        self.graph.search(query, k, ef.max(k)).into_iter().map(|n| n.d_id).collect()
+        let vector = |row: u32| store.vector(row as usize);
+        let mut found = self.layers.search(|row| dot(vector(row), query), |row| prefetch(vector(row)), ef.max(k));
+        found.truncate(k);
+        found.into_iter().map(|(similarity, row)| (row as usize, similarity)).collect()
     }
 
+    /// Writes the graph of [`AnnIndex::build`] into `dir`.
     pub fn save(&self, dir: &Path) -> Result<(), DenseError> {
-        let written = self
-            .graph
+        let Some(graph) = &self.built else {
+            return Err(DenseError::Model("only a graph built in this process can be saved".into()));
+        };
+        let written = graph
             .file_dump(dir, BASENAME)
             .map_err(|e| DenseError::Model(format!("writing the HNSW graph in {}: {e}", dir.display())))?;
         if written != BASENAME {
@@ -154,7 +175,165 @@ impl AnnIndex {
         if graph.get_nb_point() != rows {
             return Err(damaged(format!("{} points for {rows} vectors", graph.get_nb_point())));
         }
-        Ok(AnnIndex { graph })
+        let layers = Layers::of(&graph, rows);
+        if layers.rows() != rows {
+            return Err(damaged(format!("point ids beyond the {rows} vectors")));
+        }
+        Ok(AnnIndex { built: None, layers })
+    }
+}
+
+/// The graph's neighbour lists, layer by layer, as compressed sparse rows: the neighbours
+/// of `row` in `layer` are `targets[layer][offsets[layer][row]..offsets[layer][row + 1]]`.
+/// Layer 0 links every product; each layer above links a thinning subset, and the search
+/// enters at the top.
+struct Layers {
+    entry: u32,
+    offsets: Vec<Vec<u32>>,
+    targets: Vec<Vec<u32>>,
+}
+
+impl Layers {
+    /// Copies hnsw_rs's graph of `rows` products (its data ids are the store's rows). A
+    /// point id at or past `rows` leaves the copy empty, which the caller reports.
+    fn of(graph: &Hnsw<'static, f32, UnitCosine>, rows: usize) -> Layers {
+        let points = graph.get_point_indexation();
+        let top = points.get_max_level_observed() as usize;
+        let mut lists: Vec<Vec<Vec<u32>>> = vec![vec![Vec::new(); rows]; top + 1];
+        for point in points {
+            let row = point.get_origin_id();
+            if row >= rows {
+                return Layers { entry: 0, offsets: vec![vec![0]], targets: vec![Vec::new()] };
+            }
+            for (layer, neighbours) in point.get_neighborhood_id().into_iter().enumerate().take(top + 1) {
+                lists[layer][row] = neighbours.iter().map(|n| n.d_id as u32).filter(|&n| (n as usize) < rows).collect();
+            }
+        }
+        // hnsw_rs enters at the first point that reached the top layer.
+        let entry = points.get_layer_iterator(top).next().map_or(0, |p| p.get_origin_id() as u32);
+        let (mut offsets, mut targets) = (Vec::with_capacity(top + 1), Vec::with_capacity(top + 1));
+        for layer in lists {
+            let mut starts = Vec::with_capacity(rows + 1);
+            starts.push(0u32);
+            let mut flat = Vec::new();
+            for neighbours in layer {
+                flat.extend_from_slice(&neighbours);
+                starts.push(flat.len() as u32);
+            }
+            offsets.push(starts);
+            targets.push(flat);
+        }
+        Layers { entry, offsets, targets }
+    }
+
+    fn rows(&self) -> usize {
+        self.offsets[0].len() - 1
+    }
+
+    fn neighbours(&self, layer: usize, row: u32) -> &[u32] {
+        let starts = &self.offsets[layer];
+        &self.targets[layer][starts[row as usize] as usize..starts[row as usize + 1] as usize]
+    }
+
+    /// The best `ef` rows by `similarity` that the walk meets, best first: a descent
+    /// through the upper layers towards the query, then a best-first search
+    /// of layer 0 that keeps the `ef` best seen so far and stops when its nearest unexplored
+    /// candidate is worse than all of them.
+    fn search(&self, similarity: impl Fn(u32) -> f32, prefetch: impl Fn(u32), ef: usize) -> Vec<(f32, u32)> {
+        let mut at = self.entry;
+        let mut best = similarity(at);
+        for layer in (1..self.offsets.len()).rev() {
+            // One step per layer, as hnsw_rs takes it (so both walks find the same products).
+            for &next in self.neighbours(layer, at) {
+                let s = similarity(next);
+                if s > best {
+                    (at, best) = (next, s);
+                }
+            }
+        }
+        let mut visited = Visited(vec![0u64; self.rows().div_ceil(64)]);
+        visited.insert(at);
+        // `frontier` pops the most similar candidate; `kept` pops the least similar kept.
+        let mut frontier = BinaryHeap::from([Scored(best, at)]);
+        let mut kept = BinaryHeap::from([Reverse(Scored(best, at))]);
+        while let Some(Scored(s, row)) = frontier.pop() {
+            let worst = kept.peek().map_or(f32::NEG_INFINITY, |Reverse(w)| w.0);
+            if kept.len() >= ef && s < worst {
+                break;
+            }
+            // Fetching the unseen neighbours' vectors from memory all at once overlaps the
+            // waits (the walk is bound by memory, not arithmetic): 8 % faster on Home Depot.
+            for &next in self.neighbours(0, row) {
+                if !visited.contains(next) {
+                    prefetch(next);
+                }
+            }
+            for &next in self.neighbours(0, row) {
+                if !visited.insert(next) {
+                    continue;
+                }
+                let s = similarity(next);
+                let worst = kept.peek().map_or(f32::NEG_INFINITY, |Reverse(w)| w.0);
+                if kept.len() < ef || s > worst {
+                    frontier.push(Scored(s, next));
+                    kept.push(Reverse(Scored(s, next)));
+                    if kept.len() > ef {
+                        kept.pop();
+                    }
+                }
+            }
+        }
+        let mut found: Vec<(f32, u32)> = kept.into_iter().map(|Reverse(Scored(s, row))| (s, row)).collect();
+        found.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        found
+    }
+}
+
+/// Asks the CPU to start loading `values` into its cache (a hint: nothing on other
+/// architectures than x86-64).
+#[inline]
+fn prefetch(values: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in values.chunks(16) {
+        // SAFETY: a prefetch never faults and reads nothing; the address lies in `values`.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = values;
+}
+
+/// The rows a search has met, one bit each.
+struct Visited(Vec<u64>);
+
+impl Visited {
+    fn contains(&self, row: u32) -> bool {
+        self.0[row as usize / 64] & (1 << (row % 64)) != 0
+    }
+
+    /// Marks `row`; whether it was new.
+    fn insert(&mut self, row: u32) -> bool {
+        let new = !self.contains(row);
+        self.0[row as usize / 64] |= 1 << (row % 64);
+        new
+    }
+}
+
+/// A row and its similarity to the query, ordered by similarity (then row, for a total
+/// order).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Scored(f32, u32);
+
+impl Eq for Scored {}
+
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scored {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0).then(other.1.cmp(&self.1))
     }
 }
 
@@ -201,6 +380,7 @@ pub fn measure_recall(store: &VectorStore, queries: &[&[f32]], k: usize, ef_sear
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dense::EncoderIdentity;
 
     #[test]
     fn dot_matches_the_plain_sum_on_odd_lengths() {
@@ -208,6 +388,70 @@ mod tests {
         let b: Vec<f32> = (0..19).map(|x| 1.0 - x as f32 * 0.05).collect();
         let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
         assert!((dot(&a, &b) - plain).abs() < 1e-5);
+    }
+
+    /// `count` random unit vectors of `dim` dimensions.
+    fn store_of(count: usize, dim: usize, seed: u64) -> VectorStore {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let identity = EncoderIdentity { weights_sha256: "-".into(), dim, text: "-".into(), query_adapter: None };
+        let mut store = VectorStore::new(identity);
+        for row in 0..count {
+            let v: Vec<f32> = (0..dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            store.push(&format!("p{row}"), String::new(), &v.iter().map(|x| x / norm).collect::<Vec<_>>());
+        }
+        store
+    }
+
+    fn recall(found: &[(usize, f32)], truth: &[(usize, f32)]) -> f64 {
+        let truth: std::collections::HashSet<usize> = truth.iter().map(|(row, _)| *row).collect();
+        found.iter().filter(|(row, _)| truth.contains(row)).count() as f64 / truth.len() as f64
+    }
+
+    #[test]
+    fn the_walk_is_hnsw_rs_s_and_wide_open_it_is_exact() {
+        let store = store_of(4000, 48, 7);
+        let queries = store_of(200, 48, 8);
+        let ann = AnnIndex::build(&store, &AnnParams::default(), &|_| ());
+        let graph = ann.built.as_ref().expect("a built graph");
+        let rows = |found: &[(usize, f32)]| found.iter().map(|(row, _)| *row).collect::<Vec<_>>();
+        let mut ours = 0.0;
+        for q in 0..queries.len() {
+            let query = queries.vector(q);
+            let exact = store.nearest(query, 10);
+            let found = ann.nearest_rows(&store, query, 10, 12);
+            assert_eq!(found.len(), 10);
+            assert!(found.windows(2).all(|w| w[0].1 >= w[1].1), "best first");
+            for (row, similarity) in &found {
+                assert_eq!(*similarity, dot(store.vector(*row), query), "the cosine of the row");
+            }
+            ours += recall(&found, &exact);
+            let theirs: Vec<usize> = graph.search(query, 10, 12).into_iter().map(|n| n.d_id).collect();
+            assert_eq!(rows(&found), theirs, "the same walk as hnsw_rs's own search");
+            // Keeping every product in view is exact search.
+            let everything = ann.nearest_rows(&store, query, 10, store.len());
+            assert_eq!(rows(&everything), rows(&exact));
+        }
+        // A narrow walk (ef 12) misses some: the graph, not the copy, decides how many.
+        let ours = ours / queries.len() as f64;
+        assert!(ours > 0.6, "recall@10 {ours:.3}");
+    }
+
+    #[test]
+    fn a_saved_graph_loads_and_searches_the_same() {
+        let store = store_of(500, 8, 3);
+        let ann = AnnIndex::build(&store, &AnnParams { m: 8, ef_construction: 32 }, &|_| ());
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        ann.save(dir.path()).expect("saved");
+        let loaded = AnnIndex::load(dir.path(), store.len()).expect("loaded");
+        assert!(loaded.save(dir.path()).is_err(), "a loaded graph is not written back");
+        for q in 0..20 {
+            let query = store.vector(q * 7);
+            assert_eq!(loaded.nearest_rows(&store, query, 5, 16), ann.nearest_rows(&store, query, 5, 16));
+            assert_eq!(loaded.nearest_rows(&store, query, 5, 16)[0].0, q * 7, "a product is its own nearest");
+        }
+        assert!(AnnIndex::load(dir.path(), store.len() + 1).is_err(), "a graph of other vectors is refused");
     }
 
     #[test]

@@ -168,14 +168,7 @@ impl VectorStore {
     pub fn search(&self, query: &[f32], k: usize, config: &DenseConfig) -> Vec<(usize, f32)> {
         match &self.ann {
             Some(ann) if config.search == DenseSearch::Ann && k.saturating_mul(4) < self.len() => {
-                let mut rows: Vec<(usize, f32)> = ann
-                    .nearest_rows(query, k, config.ef_search)
-                    .into_iter()
-                    .filter(|&row| row < self.len())
-                    .map(|row| (row, self.similarity(row, query)))
-                    .collect();
-                rows.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-                rows
+                ann.nearest_rows(self, query, k, config.ef_search)
             }
             _ => self.nearest(query, k),
         }
