@@ -22,8 +22,6 @@
 //! assert!(row[features::index_of("log_price").unwrap()].is_nan()); // no price: missing
 //! ```
 
-use std::collections::HashSet;
-
 use tantivy::tokenizer::{Language, LowerCaser, SimpleTokenizer, Stemmer, TextAnalyzer};
 
 use crate::catalog::Product;
@@ -88,6 +86,26 @@ pub type Row = [f32; COUNT];
 /// The position of a feature in a row.
 pub fn index_of(name: &str) -> Option<usize> {
     NAMES.iter().position(|n| *n == name)
+}
+
+/// [`index_of`] for the extractor, evaluated while compiling: a misspelt name fails the
+/// build instead of dropping a feature.
+const fn at(name: &str) -> usize {
+    let mut at = 0;
+    while at < COUNT {
+        let (a, b) = (NAMES[at].as_bytes(), name.as_bytes());
+        if a.len() == b.len() {
+            let mut i = 0;
+            while i < a.len() && a[i] == b[i] {
+                i += 1;
+            }
+            if i == a.len() {
+                return at;
+            }
+        }
+        at += 1;
+    }
+    panic!("not a feature name")
 }
 
 /// What retrieval knows about a candidate (each `None` becomes missing).
@@ -328,50 +346,74 @@ impl FieldWords {
         let stems = words.iter().map(|w| stem(w)).collect();
         FieldWords { words, stems }
     }
+}
 
-    /// Which of the query's words this field holds (exactly or by stem).
-    fn matches(&self, query: &QueryText) -> Vec<bool> {
-        let stems: HashSet<&str> = self.stems.iter().map(String::as_str).collect();
-        let words: HashSet<&str> = self.words.iter().map(String::as_str).collect();
-        query
-            .words
-            .iter()
-            .zip(&query.stems)
-            .map(|(w, s)| words.contains(w.as_str()) || stems.contains(s.as_str()))
-            .collect()
+/// Which of the query's words `text` holds, exactly or by stem. A field is read once,
+/// without keeping its words (descriptions run to hundreds), and stops when every query
+/// word is found; a field word is stemmed only when it could share a stem with a query
+/// word still unmatched (a stem keeps its word's first letter).
+fn field_matches(text: &str, query: &QueryText) -> Vec<bool> {
+    let mut matched = vec![false; query.words.len()];
+    let mut unmatched = matched.len();
+    let mut lower = String::new();
+    for word in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+        if unmatched == 0 {
+            break;
+        }
+        lower.clear();
+        match word.is_ascii() {
+            true => {
+                lower.push_str(word);
+                lower.make_ascii_lowercase();
+            }
+            false => lower.push_str(&word.to_lowercase()),
+        }
+        let first = lower.chars().next();
+        let mut stemmed: Option<String> = None;
+        for (at, (w, s)) in query.words.iter().zip(&query.stems).enumerate() {
+            if matched[at] {
+                continue;
+            }
+            if *w == lower || (s.chars().next() == first && *stemmed.get_or_insert_with(|| stem(&lower)) == *s) {
+                matched[at] = true;
+                unmatched -= 1;
+            }
+        }
     }
+    matched
 }
 
 /// The features of `product` for `query`, given what retrieval knows (`signals`).
 pub fn extract(query: &QueryText, product: &Product, signals: &Signals) -> Row {
     let title = FieldWords::new(&product.title);
     let mut row = [f32::NAN; COUNT];
-    let mut set = |name: &str, value: f32| {
-        if let Some(at) = index_of(name) {
-            row[at] = value;
-        }
-    };
+    macro_rules! set {
+        ($name:literal, $value:expr $(,)?) => {{
+            const AT: usize = at($name);
+            row[AT] = $value;
+        }};
+    }
 
     // Sources.
     let s = signals;
-    set(
+    set!(
         "bm25_rel",
         match (s.bm25, s.bm25_top) {
             (Some(score), Some(top)) if top > 0.0 => score / top,
             _ => f32::NAN,
         },
     );
-    set("bm25_rank", opt(s.bm25_rank.map(|r| r as f32)));
-    set(
+    set!("bm25_rank", opt(s.bm25_rank.map(|r| r as f32)));
+    set!(
         "bm25_z",
         match (s.bm25, s.bm25_mean_sd) {
             (Some(score), Some((mean, sd))) if sd > 0.0 => (score - mean) / sd,
             _ => f32::NAN,
         },
     );
-    set("dense_cosine", opt(s.cosine));
-    set("dense_gap", gap(s.cosine, s.cosine_top));
-    set("dense_rank", opt(s.dense_rank.map(|r| r as f32)));
+    set!("dense_cosine", opt(s.cosine));
+    set!("dense_gap", gap(s.cosine, s.cosine_top));
+    set!("dense_rank", opt(s.dense_rank.map(|r| r as f32)));
     let normalised = |value: Option<f32>, top: Option<f32>, floor: Option<f32>| match (value, top, floor) {
         (Some(v), Some(t), Some(f)) if t > f => ((v - f) / (t - f)).max(0.0),
         (Some(_), Some(_), Some(_)) => 1.0,
@@ -379,35 +421,30 @@ pub fn extract(query: &QueryText, product: &Product, signals: &Signals) -> Row {
     };
     let fused = s.alpha * normalised(s.cosine, s.cosine_top, s.cosine_floor)
         + (1.0 - s.alpha) * normalised(s.bm25, s.bm25_top, s.bm25_floor);
-    set("fused_score", fused);
-    set("fused_rank", opt(s.fused_rank.map(|r| r as f32)));
-    set("sources", (usize::from(s.bm25_rank.is_some()) + usize::from(s.dense_rank.is_some())) as f32);
+    set!("fused_score", fused);
+    set!("fused_rank", opt(s.fused_rank.map(|r| r as f32)));
+    set!("sources", (usize::from(s.bm25_rank.is_some()) + usize::from(s.dense_rank.is_some())) as f32);
 
     // Title matching.
     let n = query.words.len();
-    let title_words: HashSet<&str> = title.words.iter().map(String::as_str).collect();
-    let title_stems: HashSet<&str> = title.stems.iter().map(String::as_str).collect();
-    let exact = query.words.iter().filter(|w| title_words.contains(w.as_str())).count();
-    let by_stem: Vec<bool> = query
-        .words
-        .iter()
-        .zip(&query.stems)
-        .map(|(w, s)| title_words.contains(w.as_str()) || title_stems.contains(s.as_str()))
-        .collect();
+    // Titles and queries are a few words: scanning them beats hashing them.
+    let exact = query.words.iter().filter(|w| title.words.contains(w)).count();
+    let by_stem: Vec<bool> =
+        query.words.iter().zip(&query.stems).map(|(w, s)| title.words.contains(w) || title.stems.contains(s)).collect();
     let stemmed = by_stem.iter().filter(|m| **m).count();
     let fuzzy =
         query.words.iter().zip(&by_stem).filter(|(w, m)| **m || title.words.iter().any(|t| one_edit(w, t))).count();
     let idf_total: f32 = query.idf.iter().sum();
     let idf_matched: f32 = query.idf.iter().zip(&by_stem).filter(|(_, m)| **m).map(|(idf, _)| idf).sum();
-    set("title_idf_share", if n == 0 || idf_total <= 0.0 { f32::NAN } else { idf_matched / idf_total });
+    set!("title_idf_share", if n == 0 || idf_total <= 0.0 { f32::NAN } else { idf_matched / idf_total });
     let idf_top = query.idf.iter().copied().fold(0.0f32, f32::max);
     let idf_missing = query.idf.iter().zip(&by_stem).filter(|(_, m)| !**m).map(|(idf, _)| *idf).fold(0.0f32, f32::max);
-    set("title_missing_idf", if n == 0 || idf_top <= 0.0 { f32::NAN } else { idf_missing / idf_top });
-    set("title_word_share", share(exact, n));
-    set("title_stem_share", share(stemmed, n));
-    set("title_fuzzy_share", share(fuzzy, n));
-    set("title_all_words", if n == 0 { f32::NAN } else { flag(stemmed == n) });
-    set("title_phrase", if n == 0 { f32::NAN } else { flag(title.words.join(" ").contains(&query.phrase)) });
+    set!("title_missing_idf", if n == 0 || idf_top <= 0.0 { f32::NAN } else { idf_missing / idf_top });
+    set!("title_word_share", share(exact, n));
+    set!("title_stem_share", share(stemmed, n));
+    set!("title_fuzzy_share", share(fuzzy, n));
+    set!("title_all_words", if n == 0 { f32::NAN } else { flag(stemmed == n) });
+    set!("title_phrase", if n == 0 { f32::NAN } else { flag(title.words.join(" ").contains(&query.phrase)) });
     // Where each matched query word first appears in the title.
     let positions: Vec<usize> = query
         .words
@@ -415,36 +452,44 @@ pub fn extract(query: &QueryText, product: &Product, signals: &Signals) -> Row {
         .zip(&query.stems)
         .filter_map(|(w, s)| title.words.iter().zip(&title.stems).position(|(tw, ts)| tw == w || ts == s))
         .collect();
-    set(
+    set!(
         "title_in_order",
         if positions.len() < 2 { f32::NAN } else { flag(positions.windows(2).all(|p| p[0] <= p[1])) },
     );
-    set(
+    set!(
         "title_first_match",
         match positions.iter().min() {
             Some(first) if !title.words.is_empty() => *first as f32 / title.words.len() as f32,
             _ => f32::NAN,
         },
     );
-    let query_stems: HashSet<&str> = query.stems.iter().map(String::as_str).collect();
-    let covered = title.stems.iter().filter(|s| query_stems.contains(s.as_str())).count();
-    set("title_coverage", share(covered, title.words.len()));
-    let title_pairs: HashSet<(&str, &str)> = title.stems.windows(2).map(|p| (p[0].as_str(), p[1].as_str())).collect();
-    let query_pairs: Vec<(&str, &str)> = query.stems.windows(2).map(|p| (p[0].as_str(), p[1].as_str())).collect();
-    let pairs = query_pairs.iter().filter(|p| title_pairs.contains(p)).count();
-    set("title_bigram_share", share(pairs, query_pairs.len()));
+    let covered = title.stems.iter().filter(|s| query.stems.contains(s)).count();
+    set!("title_coverage", share(covered, title.words.len()));
+    let query_pairs = query.stems.windows(2);
+    let pairs = query_pairs.clone().filter(|q| title.stems.windows(2).any(|t| t == *q)).count();
+    set!("title_bigram_share", share(pairs, query_pairs.len()));
     let attribute_text: String = product.attributes.values().map(String::as_str).collect::<Vec<_>>().join(" ");
-    let product_numbers: HashSet<String> =
-        numbers(&product.title).into_iter().chain(numbers(&attribute_text)).collect();
-    let numbers_matched = query.numbers.iter().filter(|x| product_numbers.contains(*x)).count();
-    set("number_share", share(numbers_matched, query.numbers.len()));
-    let product_units: HashSet<String> = units(&title.words).into_iter().collect();
-    let units_matched = query.units.iter().filter(|u| product_units.contains(*u)).count();
-    set("unit_share", share(units_matched, query.units.len()));
-    set("last_word_match", by_stem.last().map_or(f32::NAN, |m| flag(*m)));
+    let numbers_matched = match query.numbers.is_empty() {
+        true => 0,
+        false => {
+            let product_numbers: Vec<String> =
+                numbers(&product.title).into_iter().chain(numbers(&attribute_text)).collect();
+            query.numbers.iter().filter(|x| product_numbers.contains(x)).count()
+        }
+    };
+    set!("number_share", share(numbers_matched, query.numbers.len()));
+    let units_matched = match query.units.is_empty() {
+        true => 0,
+        false => {
+            let product_units = units(&title.words);
+            query.units.iter().filter(|u| product_units.contains(u)).count()
+        }
+    };
+    set!("unit_share", share(units_matched, query.units.len()));
+    set!("last_word_match", by_stem.last().map_or(f32::NAN, |m| flag(*m)));
 
     // Other fields.
-    set(
+    set!(
         "brand_match",
         match &product.brand {
             Some(brand) if !brand.trim().is_empty() => {
@@ -458,7 +503,7 @@ pub fn extract(query: &QueryText, product: &Product, signals: &Signals) -> Row {
     let mut anywhere = by_stem.clone();
     let mut field_share = |text: Option<&str>| match text {
         Some(text) if !text.trim().is_empty() => {
-            let matched = FieldWords::new(text).matches(query);
+            let matched = field_matches(text, query);
             anywhere.iter_mut().zip(&matched).for_each(|(any, m)| *any |= *m);
             share(matched.iter().filter(|m| **m).count(), n)
         }
@@ -468,23 +513,23 @@ pub fn extract(query: &QueryText, product: &Product, signals: &Signals) -> Row {
     let description_share = field_share(product.description.as_deref());
     let attributes_share = field_share(Some(&attribute_text));
     field_share(product.brand.as_deref());
-    set("category_share", category_share);
-    set("description_share", description_share);
-    set("attributes_share", attributes_share);
-    set("any_field_share", share(anywhere.iter().filter(|m| **m).count(), n));
+    set!("category_share", category_share);
+    set!("description_share", description_share);
+    set!("attributes_share", attributes_share);
+    set!("any_field_share", share(anywhere.iter().filter(|m| **m).count(), n));
 
     // The query and the product.
-    set("query_words", n as f32);
-    set("query_has_digits", flag(query.text.chars().any(|c| c.is_ascii_digit())));
-    set("title_words", title.words.len() as f32);
-    set("log_price", opt(product.price.filter(|p| *p >= 0.0).map(|p| (p as f32).ln_1p())));
-    set("rating", opt(product.rating.map(|r| r as f32)));
-    set("log_reviews", opt(product.review_count.map(|r| (r as f32).ln_1p())));
-    set("log_popularity", opt(product.popularity.filter(|p| *p >= 0.0).map(|p| (p as f32).ln_1p())));
-    set("in_stock", opt(product.in_stock.map(flag)));
-    set("has_description", flag(product.description.as_deref().is_some_and(|d| !d.trim().is_empty())));
-    set("category_affinity", opt(s.category_affinity));
-    set("category_affinity_gap", gap(s.category_affinity, s.category_affinity_top));
+    set!("query_words", n as f32);
+    set!("query_has_digits", flag(query.text.chars().any(|c| c.is_ascii_digit())));
+    set!("title_words", title.words.len() as f32);
+    set!("log_price", opt(product.price.filter(|p| *p >= 0.0).map(|p| (p as f32).ln_1p())));
+    set!("rating", opt(product.rating.map(|r| r as f32)));
+    set!("log_reviews", opt(product.review_count.map(|r| (r as f32).ln_1p())));
+    set!("log_popularity", opt(product.popularity.filter(|p| *p >= 0.0).map(|p| (p as f32).ln_1p())));
+    set!("in_stock", opt(product.in_stock.map(flag)));
+    set!("has_description", flag(product.description.as_deref().is_some_and(|d| !d.trim().is_empty())));
+    set!("category_affinity", opt(s.category_affinity));
+    set!("category_affinity_gap", gap(s.category_affinity, s.category_affinity_top));
     row
 }
 
@@ -522,8 +567,46 @@ mod tests {
     }
 
     #[test]
+    fn field_matching_reads_each_word_as_the_title_does() {
+        // What `field_matches` must equal: every word of the field, exactly or by stem.
+        let slow = |text: &str, query: &QueryText| -> Vec<bool> {
+            let field = FieldWords::new(text);
+            query
+                .words
+                .iter()
+                .zip(&query.stems)
+                .map(|(w, s)| field.words.contains(w) || field.stems.contains(s))
+                .collect()
+        };
+        let texts = [
+            "Dying, lying and tying: the SKIES were skiing; Skis ski.",
+            "Generously generous generation GENERATIONS generate",
+            "Hoping hopes hoped hopeful; Ties tie tying; Happy happiness happily",
+            "36 in. Vanity 36in 2x4 3/4 Grey gray greys",
+            "Caf\u{e9} CAF\u{c9} na\u{ef}ve \u{d1}andu \u{130}stanbul stra\u{df}e STRASSE",
+            "yellow Yellows yelled y Y ys",
+            "",
+            "!!! --- ...",
+        ];
+        let queries = [
+            "dying skies skiing",
+            "generation generous",
+            "hope tie happy",
+            "36 in vanity greys",
+            "caf\u{e9} naive \u{f1}andu istanbul stra\u{df}e",
+            "yellow y",
+            "ski",
+        ];
+        for query in queries.map(QueryText::new) {
+            for text in texts {
+                assert_eq!(field_matches(text, &query), slow(text, &query), "{:?} in {text:?}", query.text);
+            }
+        }
+    }
+
+    #[test]
     fn names_are_unique() {
-        let unique: HashSet<&str> = NAMES.iter().copied().collect();
+        let unique: std::collections::HashSet<&str> = NAMES.iter().copied().collect();
         assert_eq!(unique.len(), COUNT);
     }
 
