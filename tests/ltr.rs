@@ -39,12 +39,15 @@ fn a_saved_model_scores_exactly_as_the_trained_one() {
     let in_memory = trained.booster.expect("a LightGBM booster").predict(&flat, features::COUNT as i32, true).unwrap();
     // Live traffic is scored by the final model, whatever the query.
     let seen = &logged[0].query;
-    let from_disk = loaded.score_rows(seen, &rows, Scoring::Final).unwrap();
+    let from_disk = loaded.score_rows(seen, &rows, Scoring::Final, false).unwrap();
     assert_eq!(in_memory, from_disk);
-    assert_eq!(loaded.score_rows("a query nobody trained on", &rows, Scoring::HeldOut).unwrap(), from_disk);
+    // Split between cores, the 300 rows score the same, in the same order.
+    assert_eq!(rows.len(), 300);
+    assert_eq!(loaded.score_rows(seen, &rows, Scoring::Final, true).unwrap(), from_disk);
+    assert_eq!(loaded.score_rows("a query nobody trained on", &rows, Scoring::HeldOut, false).unwrap(), from_disk);
     // Evaluation scores a training query with the fold model that held it out, which differs.
     assert!(loaded.held_out(seen));
-    assert_ne!(loaded.score_rows(seen, &rows, Scoring::HeldOut).unwrap(), from_disk);
+    assert_ne!(loaded.score_rows(seen, &rows, Scoring::HeldOut, false).unwrap(), from_disk);
 }
 
 #[test]

@@ -25,6 +25,8 @@ use crate::search::RankerKind;
 /// `meta.json`'s `ranker` for this kind.
 pub const KIND: &str = "lgbm";
 pub const MODEL_FILE: &str = "model.txt";
+/// Rows below which splitting a list between threads costs more than it saves.
+const SPLIT_ROWS: usize = 64;
 
 /// The file of fold `fold`'s model.
 pub fn fold_file(fold: usize) -> String {
@@ -84,10 +86,26 @@ impl LgbmRanker {
         self.meta.fold_of(query).is_some()
     }
 
-    /// Scores rows of features (higher is better).
-    pub fn score_rows(&self, query: &str, rows: &[Row], scoring: Scoring) -> Result<Vec<f64>, ModelError> {
+    /// Scores rows of features (higher is better). With `share_cores`, a long list is split
+    /// between the cores (each part in one LightGBM thread: its own threads would spin
+    /// against the server's).
+    pub fn score_rows(
+        &self,
+        query: &str,
+        rows: &[Row],
+        scoring: Scoring,
+        share_cores: bool,
+    ) -> Result<Vec<f64>, ModelError> {
         if rows.is_empty() {
             return Ok(Vec::new());
+        }
+        if share_cores && rows.len() >= 2 * SPLIT_ROWS {
+            let (first, second) = rows.split_at(rows.len() / 2);
+            let score = |rows| self.score_rows(query, rows, scoring, true);
+            let (first, second) = rayon::join(|| score(first), || score(second));
+            let mut scores = first?;
+            scores.extend(second?);
+            return Ok(scores);
         }
         let flat: Vec<f32> = rows.iter().flatten().copied().collect();
         let booster = self.booster_for(query, scoring);
@@ -116,7 +134,10 @@ impl Ranker for LgbmRanker {
     }
 
     fn score(&self, inputs: &Inputs, scoring: Scoring) -> Result<Scored, ModelError> {
-        Ok(Scored { relevance: self.score_rows(inputs.query, inputs.rows, scoring)?, ..Scored::default() })
+        Ok(Scored {
+            relevance: self.score_rows(inputs.query, inputs.rows, scoring, inputs.share_cores)?,
+            ..Scored::default()
+        })
     }
 
     fn explain(&self, inputs: &Inputs, scoring: Scoring, positions: &[usize]) -> Result<Vec<Explanation>, ModelError> {

@@ -26,7 +26,7 @@
 //! }
 //! let ranker = models.get(shelf::search::RankerKind::Ltr).unwrap();
 //! let rows = vec![[0.0f32; shelf::features::COUNT]; 3];
-//! let inputs = Inputs { query: "office chair", query_vector: &[], rows: &rows, vectors: &[None, None, None] };
+//! let inputs = Inputs { query: "office chair", query_vector: &[], rows: &rows, vectors: &[None, None, None], share_cores: false };
 //! let scored = ranker.score(&inputs, Scoring::Final).unwrap();
 //! assert_eq!(scored.relevance.len(), 3);
 //! ```
@@ -55,6 +55,8 @@ pub struct Inputs<'a> {
     pub rows: &'a [Row],
     /// Each candidate's product embedding, when the index holds one.
     pub vectors: &'a [Option<&'a [f32]>],
+    /// Whether the work may be split between idle cores (a search running alone).
+    pub share_cores: bool,
 }
 
 /// Which model scores a query.
