@@ -24,7 +24,7 @@
 //! }
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -42,8 +42,8 @@ use crate::index::{IndexError, Manifest, ShelfIndex};
 use crate::lexical::{LexicalHits, QueryPlan};
 use crate::rank::utility::{self, Weights};
 use crate::rank::{self, Explanation, Inputs, ModelError, Models, Ranker, Scoring};
-use crate::retrieve::fuse;
-use crate::search::{Filters, Hit, RankerKind, SearchRequest, SearchResponse, SourceScore, Timings};
+use crate::retrieve::{fuse, Source};
+use crate::search::{Filters, Hit, RankerKind, SearchRequest, SearchResponse, SourceScore, Sources, Timings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
@@ -117,7 +117,7 @@ fn map_items<T: Send, U: Send>(items: Vec<T>, share_cores: bool, f: impl Fn(T) -
 pub struct Candidate {
     pub id: String,
     pub product: Product,
-    pub sources: BTreeMap<String, SourceScore>,
+    pub sources: Sources,
     pub features: Row,
 }
 
@@ -155,7 +155,7 @@ struct LexicalSide {
 struct Ranked {
     id: String,
     score: f32,
-    sources: BTreeMap<String, SourceScore>,
+    sources: Sources,
     product: Option<Product>,
     doc: Option<DocAddress>,
 }
@@ -375,7 +375,7 @@ impl Engine {
                 let id = store.id(*row);
                 if passing.as_ref().is_none_or(|passing| passing.contains(id)) {
                     let rank = ranked.len() + 1;
-                    let sources = BTreeMap::from([("dense".to_string(), SourceScore { rank, score: *score })]);
+                    let sources = Sources { dense: Some(SourceScore { rank, score: *score }), bm25: None };
                     ranked.push(Ranked { id: id.to_string(), score: *score, sources, product: None, doc: None });
                     if ranked.len() == limit {
                         return Ok(ranked);
@@ -408,7 +408,7 @@ impl Engine {
             let ids = lexical.ids_of(&docs)?;
             let mut list = Vec::with_capacity(found.hits.len());
             for (at, (hit, id)) in found.hits.iter().zip(ids).enumerate() {
-                let sources = BTreeMap::from([("bm25".to_string(), SourceScore { rank: at + 1, score: hit.score })]);
+                let sources = Sources { bm25: Some(SourceScore { rank: at + 1, score: hit.score }), dense: None };
                 list.push(Ranked { id, score: hit.score, sources, product: None, doc: Some(hit.doc) });
             }
             Ok(Some(LexicalSide { list, found, plan, took: millis(started) }))
@@ -443,9 +443,11 @@ impl Engine {
             RankerKind::Dense => dense_list,
             _ => {
                 let fusion_started = Instant::now();
-                let scores = |list: &[Ranked]| list.iter().map(|r| (r.id.clone(), r.score)).collect::<Vec<_>>();
+                fn scores(list: &[Ranked]) -> Vec<(&str, f32)> {
+                    list.iter().map(|r| (r.id.as_str(), r.score)).collect()
+                }
                 let (bm25, dense) = (scores(&lexical_list), scores(&dense_list));
-                let fused = fuse(&[("bm25", &bm25), ("dense", &dense)], &config.hybrid);
+                let fused = fuse(&[(Source::Bm25, &bm25[..]), (Source::Dense, &dense[..])], &config.hybrid);
                 let docs: HashMap<String, DocAddress> =
                     lexical_list.into_iter().filter_map(|r| r.doc.map(|doc| (r.id, doc))).collect();
                 gathered.total = gathered.total.max(fused.len() as u64);
@@ -494,8 +496,8 @@ impl Engine {
         let lexical = &self.index.lexical;
         // What the query's lists look like: scores are read relative to them.
         let whole = || ranked.iter().chain(rest);
-        let bm25_scores: Vec<f32> = whole().filter_map(|r| r.sources.get("bm25").map(|s| s.score)).collect();
-        let cosines: Vec<f32> = whole().filter_map(|r| r.sources.get("dense").map(|s| s.score)).collect();
+        let bm25_scores: Vec<f32> = whole().filter_map(|r| r.sources.bm25.map(|s| s.score)).collect();
+        let cosines: Vec<f32> = whole().filter_map(|r| r.sources.dense.map(|s| s.score)).collect();
         let top = |v: &[f32]| v.iter().copied().reduce(f32::max);
         let floor = |v: &[f32]| v.iter().copied().reduce(f32::min);
         let mean_sd = (!bm25_scores.is_empty()).then(|| {
@@ -508,12 +510,12 @@ impl Engine {
         let mut items: Vec<(Ranked, Option<usize>)> =
             ranked.into_iter().enumerate().map(|(at, r)| (r, Some(at + 1))).collect();
         for id in extra.iter().filter(|id| !proposed.contains(*id)) {
-            let ranked = Ranked { id: id.clone(), score: 0.0, sources: BTreeMap::new(), product: None, doc: None };
+            let ranked = Ranked { id: id.clone(), score: 0.0, sources: Sources::default(), product: None, doc: None };
             items.push((ranked, None));
         }
         // BM25 of candidates the lexical list did not hold (one search for all of them).
         let unscored: Vec<String> =
-            items.iter().filter(|(r, _)| !r.sources.contains_key("bm25")).map(|(r, _)| r.id.clone()).collect();
+            items.iter().filter(|(r, _)| r.sources.bm25.is_none()).map(|(r, _)| r.id.clone()).collect();
         let plan = match plan {
             Some(plan) => plan,
             None => lexical.analyze(query, &self.index.config.lexical)?,
@@ -530,12 +532,12 @@ impl Engine {
         let with_features = |((item, product), fused_rank): ((Ranked, Option<Product>), Option<usize>)| {
             let fused_rank = Some(fused_rank.unwrap_or(beyond));
             let product = product?;
-            let bm25 = item.sources.get("bm25");
+            let bm25 = item.sources.bm25;
             let signals = Signals {
                 bm25: bm25.map(|s| s.score).or_else(|| bm25_of.get(&item.id).copied()),
                 bm25_rank: bm25.map(|s| s.rank),
                 cosine: store.and_then(|s| s.row_of(&item.id).map(|row| s.similarity(row, &vector))),
-                dense_rank: item.sources.get("dense").map(|s| s.rank),
+                dense_rank: item.sources.dense.map(|s| s.rank),
                 fused_rank,
                 bm25_top: top(&bm25_scores),
                 bm25_mean_sd: mean_sd,

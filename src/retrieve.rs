@@ -12,19 +12,28 @@
 //! ```
 //! use shelf::retrieve::{fuse, Fusion, HybridConfig};
 //!
-//! let bm25 = vec![("a".to_string(), 9.0), ("b".to_string(), 7.0)];
-//! let dense = vec![("b".to_string(), 0.8), ("c".to_string(), 0.7)];
+//! use shelf::retrieve::Source;
+//!
+//! let bm25 = [("a", 9.0), ("b", 7.0)];
+//! let dense = [("b", 0.8), ("c", 0.7)];
 //! let config = HybridConfig { fusion: Fusion::Rrf, ..HybridConfig::default() };
-//! let fused = fuse(&[("bm25", &bm25), ("dense", &dense)], &config);
+//! let fused = fuse(&[(Source::Bm25, &bm25[..]), (Source::Dense, &dense[..])], &config);
 //! assert_eq!(fused[0].id, "b"); // proposed by both
-//! assert_eq!(fused[0].sources["dense"].rank, 1);
+//! assert_eq!(fused[0].sources.dense.map(|s| s.rank), Some(1));
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::search::SourceScore;
+use crate::search::{SourceScore, Sources};
+
+/// Where a ranked list of candidates comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Bm25,
+    Dense,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -66,15 +75,17 @@ impl Default for HybridConfig {
 pub struct Candidate {
     pub id: String,
     pub score: f32,
-    pub sources: BTreeMap<String, SourceScore>,
+    pub sources: Sources,
 }
 
-/// Fuses ranked lists (best first) of `(product id, score)` named by source.
-pub fn fuse(lists: &[(&str, &[(String, f32)])], config: &HybridConfig) -> Vec<Candidate> {
+/// Fuses ranked lists (best first) of `(product id, score)`, each from its source.
+pub fn fuse<Id: AsRef<str>>(lists: &[(Source, &[(Id, f32)])], config: &HybridConfig) -> Vec<Candidate> {
     let mut by_id: HashMap<&str, Candidate> = HashMap::new();
     for (source, list) in lists {
-        let weight = if *source == "dense" { config.dense_weight } else { config.bm25_weight };
-        let share = if *source == "dense" { config.alpha } else { 1.0 - config.alpha };
+        let (weight, share) = match source {
+            Source::Bm25 => (config.bm25_weight, 1.0 - config.alpha),
+            Source::Dense => (config.dense_weight, config.alpha),
+        };
         let (low, high) = list.iter().fold((f32::MAX, f32::MIN), |(lo, hi), (_, s)| (lo.min(*s), hi.max(*s)));
         for (at, (id, score)) in list.iter().enumerate() {
             let rank = at + 1;
@@ -82,13 +93,18 @@ pub fn fuse(lists: &[(&str, &[(String, f32)])], config: &HybridConfig) -> Vec<Ca
                 Fusion::Rrf => weight / (config.rrf_k + rank as f32),
                 Fusion::Convex => share * if high > low { (score - low) / (high - low) } else { 1.0 },
             };
-            let candidate = by_id.entry(id.as_str()).or_insert_with(|| Candidate {
-                id: id.clone(),
+            let id = id.as_ref();
+            let candidate = by_id.entry(id).or_insert_with(|| Candidate {
+                id: id.to_string(),
                 score: 0.0,
-                sources: BTreeMap::new(),
+                sources: Sources::default(),
             });
             candidate.score += contribution;
-            candidate.sources.insert(source.to_string(), SourceScore { rank, score: *score });
+            let slot = match source {
+                Source::Bm25 => &mut candidate.sources.bm25,
+                Source::Dense => &mut candidate.sources.dense,
+            };
+            *slot = Some(SourceScore { rank, score: *score });
         }
     }
     let mut fused: Vec<Candidate> = by_id.into_values().collect();
@@ -102,13 +118,13 @@ mod tests {
 
     #[test]
     fn convex_normalises_each_list() {
-        let bm25 = vec![("a".to_string(), 20.0), ("b".to_string(), 10.0)];
-        let dense = vec![("b".to_string(), 0.9), ("a".to_string(), 0.5)];
+        let bm25 = [("a", 20.0), ("b", 10.0)];
+        let dense = [("b", 0.9), ("a", 0.5)];
         let config = HybridConfig { fusion: Fusion::Convex, alpha: 0.75, ..HybridConfig::default() };
-        let fused = fuse(&[("bm25", &bm25), ("dense", &dense)], &config);
+        let fused = fuse(&[(Source::Bm25, &bm25[..]), (Source::Dense, &dense[..])], &config);
         assert_eq!(fused[0].id, "b");
         assert!((fused[0].score - 0.75).abs() < 1e-6 && (fused[1].score - 0.25).abs() < 1e-6);
         let config = HybridConfig { fusion: Fusion::Convex, alpha: 0.25, ..config };
-        assert_eq!(fuse(&[("bm25", &bm25), ("dense", &dense)], &config)[0].id, "a");
+        assert_eq!(fuse(&[(Source::Bm25, &bm25[..]), (Source::Dense, &dense[..])], &config)[0].id, "a");
     }
 }

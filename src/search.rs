@@ -14,7 +14,6 @@
 //! assert!(filters.add_clause("colour:red").unwrap_err().contains("unknown filter field"));
 //! ```
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -274,6 +273,24 @@ pub struct SourceScore {
     pub score: f32,
 }
 
+/// The candidate sources that proposed a product, each with the product's rank and score
+/// there; a source that did not propose it is absent (in JSON: `{"bm25": {rank, score},
+/// "dense": {rank, score}}`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Sources {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bm25: Option<SourceScore>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dense: Option<SourceScore>,
+}
+
+impl Sources {
+    /// How many sources proposed the product (0, 1 or 2).
+    pub fn count(&self) -> usize {
+        usize::from(self.bm25.is_some()) + usize::from(self.dense.is_some())
+    }
+}
+
 /// One result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Hit {
@@ -285,7 +302,7 @@ pub struct Hit {
     /// 1-based rank in this response.
     pub rank: usize,
     /// Each candidate source that proposed this product (`bm25`, `dense`), with its rank there.
-    pub sources: BTreeMap<String, SourceScore>,
+    pub sources: Sources,
     pub product: Product,
     /// With `explain=true` under a learned ranker: `{score, bias, method, features: {NAME:
     /// {value, contribution}}, top: [{feature, contribution}], heads?, members?, residual?,

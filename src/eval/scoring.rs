@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use crate::engine::{Candidate, Engine, SearchError};
 use crate::rank::Scoring;
-use crate::retrieve::fuse;
+use crate::retrieve::{fuse, Source};
 use crate::search::RankerKind;
 
 /// Scores only the given products for `query` (the rerank protocol). Products the ranker
@@ -42,7 +42,7 @@ pub fn score_products(
         RankerKind::Dense => dense()?,
         RankerKind::Hybrid => {
             let (bm25, dense) = (lexical()?, dense()?);
-            fuse(&[("bm25", &bm25), ("dense", &dense)], &index.config.hybrid)
+            fuse(&[(Source::Bm25, &bm25[..]), (Source::Dense, &dense[..])], &index.config.hybrid)
                 .into_iter()
                 .map(|c| (c.id, c.score))
                 .collect()
