@@ -96,8 +96,7 @@ fn rerank(c: &mut Criterion) {
                     let (query, rows, vector_rows) = &inputs[at];
                     let products: Vec<Option<&[f32]>> =
                         vector_rows.iter().map(|&row| Some(store.vector(row))).collect();
-                    let inputs =
-                        Inputs { query, query_vector: &vectors[at], rows, vectors: &products, share_cores: false };
+                    let inputs = Inputs::new(query, &vectors[at], rows, &products);
                     model.score(&inputs, Scoring::Final).expect("scores")
                 })
             });

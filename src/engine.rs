@@ -609,7 +609,7 @@ impl Engine {
         let store = self.index.vectors.as_ref();
         let vectors: Vec<Option<&[f32]>> =
             candidates.iter().map(|c| store.and_then(|s| s.row_of(&c.id).map(|row| s.vector(row)))).collect();
-        let inputs = Inputs { query, query_vector: &query_vector, rows: &rows, vectors: &vectors, share_cores };
+        let inputs = Inputs { share_cores, ..Inputs::new(query, &query_vector, &rows, &vectors) };
         let scored = ranker.score(&inputs, scoring)?;
         let explained = match explain_first {
             Some(positions) => ranker.explain(&inputs, scoring, positions)?,

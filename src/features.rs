@@ -83,14 +83,9 @@ pub const COUNT: usize = NAMES.len();
 /// One candidate's features, in [`NAMES`] order.
 pub type Row = [f32; COUNT];
 
-/// The position of a feature in a row.
-pub fn index_of(name: &str) -> Option<usize> {
-    NAMES.iter().position(|n| *n == name)
-}
-
-/// [`index_of`] for the extractor, evaluated while compiling: a misspelt name fails the
-/// build instead of dropping a feature.
-const fn at(name: &str) -> usize {
+/// The position of a feature in a row (a `const fn`, so that the extractor finds its
+/// slots while compiling).
+pub const fn index_of(name: &str) -> Option<usize> {
     let mut at = 0;
     while at < COUNT {
         let (a, b) = (NAMES[at].as_bytes(), name.as_bytes());
@@ -100,12 +95,21 @@ const fn at(name: &str) -> usize {
                 i += 1;
             }
             if i == a.len() {
-                return at;
+                return Some(at);
             }
         }
         at += 1;
     }
-    panic!("not a feature name")
+    None
+}
+
+/// [`index_of`] for the extractor, evaluated while compiling: a misspelt name fails the
+/// build instead of dropping a feature.
+const fn at(name: &str) -> usize {
+    match index_of(name) {
+        Some(at) => at,
+        None => panic!("not a feature name"),
+    }
 }
 
 /// What retrieval knows about a candidate (each `None` becomes missing).
@@ -214,7 +218,12 @@ fn stem(word: &str) -> String {
 
 /// Lowercased alphanumeric words.
 fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+    tokens(text).map(str::to_lowercase).collect()
+}
+
+/// The words of `text` as written: runs of letters and digits.
+fn tokens(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty())
 }
 
 /// Numbers as written in product data: `36`, `3/4`, `2x4`, `1.5` (a number glued to a
@@ -356,7 +365,7 @@ fn field_matches(text: &str, query: &QueryText) -> Vec<bool> {
     let mut matched = vec![false; query.words.len()];
     let mut unmatched = matched.len();
     let mut lower = String::new();
-    for word in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+    for word in tokens(text) {
         if unmatched == 0 {
             break;
         }

@@ -57,13 +57,7 @@ fn heads_train_where_the_catalogue_has_the_signal_and_say_why_not_elsewhere() {
     let store = engine.vectors().unwrap();
     let vectors: Vec<Option<&[f32]>> =
         logged[0].rows.iter().map(|r| store.row_of(&r.id).map(|row| store.vector(row))).collect();
-    let inputs = Inputs {
-        query: &logged[0].query,
-        query_vector: &logged[0].query_vector,
-        rows: &rows,
-        vectors: &vectors,
-        share_cores: false,
-    };
+    let inputs = Inputs::new(&logged[0].query, &logged[0].query_vector, &rows, &vectors);
     let scored = ranker.score(&inputs, Scoring::Final).unwrap();
     assert_eq!(scored.relevance.len(), rows.len());
     let stars = &scored.heads["rating"];
@@ -98,13 +92,7 @@ fn training_is_deterministic_for_a_seed() {
     let ranker = NeuralRanker::load(a.path()).unwrap();
     let rows: Vec<shelf::features::Row> = logged[0].rows.iter().map(|r| r.features).collect();
     let vectors = vec![None; rows.len()];
-    let inputs = Inputs {
-        query: &logged[0].query,
-        query_vector: &logged[0].query_vector,
-        rows: &rows,
-        vectors: &vectors,
-        share_cores: false,
-    };
+    let inputs = Inputs::new(&logged[0].query, &logged[0].query_vector, &rows, &vectors);
     let final_scores = ranker.score(&inputs, Scoring::Final).unwrap().relevance;
     assert_ne!(final_scores, ranker.score(&inputs, Scoring::HeldOut).unwrap().relevance);
     let unseen = Inputs { query: "a query nobody trained on", ..inputs };

@@ -1,8 +1,8 @@
 //! Approximate nearest neighbours: an HNSW graph over the product vectors.
 //!
 //! Exact search compares the query with every product: 55k products × 384 dimensions take
-//! about 11 ms on a 2-core machine, and it grows with the catalogue. The graph (hnsw_rs, a Hierarchical Navigable
-//! Small World graph) visits a few thousand products instead. Two knobs trade speed for
+//! about 11 ms on a 2-core machine, and it grows with the catalogue. The graph (hnsw_rs, a
+//! Hierarchical Navigable Small World graph) visits a few thousand products instead. Two knobs trade speed for
 //! recall: `m` and `ef_construction` shape the graph at build time, `ef_search` is how wide
 //! each query looks (read from the index config at open, so it can be retuned without a
 //! rebuild). `shelf ann-recall` measures recall against exact search.
@@ -104,7 +104,7 @@ impl AnnIndex {
             graph.parallel_insert_slice(&chunk.to_vec());
             progress(chunk.len());
         }
-        let layers = Layers::of(&graph, store.len());
+        let layers = Layers::of(&graph, store.len()).expect("the graph was built from the store's rows");
         AnnIndex { built: Some(graph), layers }
     }
 
@@ -175,10 +175,7 @@ impl AnnIndex {
         if graph.get_nb_point() != rows {
             return Err(damaged(format!("{} points for {rows} vectors", graph.get_nb_point())));
         }
-        let layers = Layers::of(&graph, rows);
-        if layers.rows() != rows {
-            return Err(damaged(format!("point ids beyond the {rows} vectors")));
-        }
+        let layers = Layers::of(&graph, rows).ok_or_else(|| damaged(format!("point ids beyond the {rows} vectors")))?;
         Ok(AnnIndex { built: None, layers })
     }
 }
@@ -194,19 +191,17 @@ struct Layers {
 }
 
 impl Layers {
-    /// Copies hnsw_rs's graph of `rows` products (its data ids are the store's rows). A
-    /// point id at or past `rows` leaves the copy empty, which the caller reports.
-    fn of(graph: &Hnsw<'static, f32, UnitCosine>, rows: usize) -> Layers {
+    /// Copies hnsw_rs's graph of `rows` products (its data ids are the store's rows), or
+    /// `None` when it names a product at or past `rows`.
+    fn of(graph: &Hnsw<'static, f32, UnitCosine>, rows: usize) -> Option<Layers> {
         let points = graph.get_point_indexation();
         let top = points.get_max_level_observed() as usize;
         let mut lists: Vec<Vec<Vec<u32>>> = vec![vec![Vec::new(); rows]; top + 1];
+        let row_of = |id: usize| (id < rows).then_some(id as u32);
         for point in points {
-            let row = point.get_origin_id();
-            if row >= rows {
-                return Layers { entry: 0, offsets: vec![vec![0]], targets: vec![Vec::new()] };
-            }
+            let row = row_of(point.get_origin_id())? as usize;
             for (layer, neighbours) in point.get_neighborhood_id().into_iter().enumerate().take(top + 1) {
-                lists[layer][row] = neighbours.iter().map(|n| n.d_id as u32).filter(|&n| (n as usize) < rows).collect();
+                lists[layer][row] = neighbours.iter().map(|n| row_of(n.d_id)).collect::<Option<_>>()?;
             }
         }
         // hnsw_rs enters at the first point that reached the top layer.
@@ -223,7 +218,7 @@ impl Layers {
             offsets.push(starts);
             targets.push(flat);
         }
-        Layers { entry, offsets, targets }
+        Some(Layers { entry, offsets, targets })
     }
 
     fn rows(&self) -> usize {
@@ -350,6 +345,12 @@ pub struct RecallReport {
     pub exact_p50_ms: f64,
 }
 
+/// The share of the rows of `truth` that `found` holds.
+fn share_found(found: &[(usize, f32)], truth: &[(usize, f32)]) -> f64 {
+    let truth: std::collections::HashSet<usize> = truth.iter().map(|(row, _)| *row).collect();
+    found.iter().filter(|(row, _)| truth.contains(row)).count() as f64 / truth.len().max(1) as f64
+}
+
 /// Searches every query vector both ways and compares the top `k` lists.
 pub fn measure_recall(store: &VectorStore, queries: &[&[f32]], k: usize, ef_search: usize) -> RecallReport {
     let config = super::DenseConfig { search: super::DenseSearch::Ann, ef_search, ..Default::default() };
@@ -361,9 +362,7 @@ pub fn measure_recall(store: &VectorStore, queries: &[&[f32]], k: usize, ef_sear
         let started = std::time::Instant::now();
         let approximate = store.search(query, k, &config);
         ann_ms.push(started.elapsed().as_secs_f64() * 1e3);
-        let truth: std::collections::HashSet<usize> = exact.iter().map(|(row, _)| *row).collect();
-        let found = approximate.iter().filter(|(row, _)| truth.contains(row)).count();
-        recall += found as f64 / truth.len().max(1) as f64;
+        recall += share_found(&approximate, &exact);
     }
     let (ann, exact) = (crate::latency::Summary::of(ann_ms), crate::latency::Summary::of(exact_ms));
     RecallReport {
@@ -404,11 +403,6 @@ mod tests {
         store
     }
 
-    fn recall(found: &[(usize, f32)], truth: &[(usize, f32)]) -> f64 {
-        let truth: std::collections::HashSet<usize> = truth.iter().map(|(row, _)| *row).collect();
-        found.iter().filter(|(row, _)| truth.contains(row)).count() as f64 / truth.len() as f64
-    }
-
     #[test]
     fn the_walk_is_hnsw_rs_s_and_wide_open_it_is_exact() {
         let store = store_of(4000, 48, 7);
@@ -426,7 +420,7 @@ mod tests {
             for (row, similarity) in &found {
                 assert_eq!(*similarity, dot(store.vector(*row), query), "the cosine of the row");
             }
-            ours += recall(&found, &exact);
+            ours += share_found(&found, &exact);
             let theirs: Vec<usize> = graph.search(query, 10, 12).into_iter().map(|n| n.d_id).collect();
             assert_eq!(rows(&found), theirs, "the same walk as hnsw_rs's own search");
             // Keeping every product in view is exact search.

@@ -26,7 +26,7 @@
 //! }
 //! let ranker = models.get(shelf::search::RankerKind::Ltr).unwrap();
 //! let rows = vec![[0.0f32; shelf::features::COUNT]; 3];
-//! let inputs = Inputs { query: "office chair", query_vector: &[], rows: &rows, vectors: &[None, None, None], share_cores: false };
+//! let inputs = Inputs::new("office chair", &[], &rows, &[None, None, None]);
 //! let scored = ranker.score(&inputs, Scoring::Final).unwrap();
 //! assert_eq!(scored.relevance.len(), 3);
 //! ```
@@ -57,6 +57,13 @@ pub struct Inputs<'a> {
     pub vectors: &'a [Option<&'a [f32]>],
     /// Whether the work may be split between idle cores (a search running alone).
     pub share_cores: bool,
+}
+
+impl<'a> Inputs<'a> {
+    /// A query's candidates, scored on the calling thread (`share_cores` off).
+    pub fn new(query: &'a str, query_vector: &'a [f32], rows: &'a [Row], vectors: &'a [Option<&'a [f32]>]) -> Self {
+        Inputs { query, query_vector, rows, vectors, share_cores: false }
+    }
 }
 
 /// Which model scores a query.

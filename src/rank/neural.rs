@@ -454,13 +454,7 @@ mod tests {
         rows[1][0] = f32::NAN;
         rows[2][5] = 40.0;
         let vectors: Vec<Option<&[f32]>> = vec![Some(&[0.5, 0.5, 0.5, 0.5]), None, Some(&[1.0, 0.0, 0.0, 0.0])];
-        let inputs = Inputs {
-            query: "q",
-            query_vector: &[0.5, 0.5, 0.5, 0.5],
-            rows: &rows,
-            vectors: &vectors,
-            share_cores: false,
-        };
+        let inputs = Inputs::new("q", &[0.5, 0.5, 0.5, 0.5], &rows, &vectors);
         let (x, e) = network.inputs(&inputs).unwrap();
         let before: Vec<Vec<f32>> = network.forward(&x, e.as_ref()).unwrap().to_vec2().unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -503,13 +497,7 @@ mod tests {
         row[3] = f32::NAN;
         let rows = [row];
         let vectors: Vec<Option<&[f32]>> = vec![Some(&[0.1, 0.7, 0.7, 0.1])];
-        let inputs = Inputs {
-            query: "q",
-            query_vector: &[0.5, 0.5, 0.5, 0.5],
-            rows: &rows,
-            vectors: &vectors,
-            share_cores: false,
-        };
+        let inputs = Inputs::new("q", &[0.5, 0.5, 0.5, 0.5], &rows, &vectors);
         let (x, e) = network.inputs(&inputs).unwrap();
         let (contributions, bias, score) = NeuralRanker::integrated_gradients(&network, &x, e.as_ref()).unwrap();
         assert_eq!(contributions.len(), features::COUNT + 1);
