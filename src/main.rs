@@ -12,6 +12,7 @@ use shelf::engine::Engine;
 use shelf::eval::{self, compare, trec, EvalOptions, Protocol};
 use shelf::index::{self, BuildOptions, IndexConfig, Manifest};
 use shelf::search::{Filters, RankerKind, SearchRequest, SearchResponse, DEFAULT_K};
+use shelf::train::Objective;
 use shelf::{demo, dense, server};
 
 /// shelf: product search with learned ranking.
@@ -136,9 +137,11 @@ struct LogArgs {
     /// Candidates each source proposes per query (as the hybrid ranker).
     #[arg(long, default_value_t = 100)]
     depth: usize,
-    /// Candidates nobody judged: label them 0 (zero) or leave them out (drop).
-    #[arg(long, default_value = "zero")]
-    unjudged: shelf::train::Unjudged,
+    /// Candidates nobody judged: label them 0 (zero) or leave them out (drop). Default:
+    /// zero for judgments; drop with --events, where an unlabelled candidate is one nobody
+    /// was shown (0 would teach the model the logging ranker's order).
+    #[arg(long)]
+    unjudged: Option<shelf::train::Unjudged>,
     /// With --unjudged zero, log the first N hybrid candidates, judged or not (the model
     /// then reorders that many).
     #[arg(long, default_value_t = 60)]
@@ -146,10 +149,13 @@ struct LogArgs {
 }
 
 impl LogArgs {
-    fn options(&self, show_progress: bool) -> shelf::train::LogOptions {
+    /// The options for labels from judgments (`from_engagement` false) or from an
+    /// engagement log.
+    fn options(&self, show_progress: bool, from_engagement: bool) -> shelf::train::LogOptions {
+        let default = if from_engagement { shelf::train::Unjudged::Drop } else { shelf::train::Unjudged::Zero };
         shelf::train::LogOptions {
             depth: self.depth,
-            unjudged: self.unjudged,
+            unjudged: self.unjudged.unwrap_or(default),
             negatives: self.negatives,
             show_progress,
         }
@@ -169,6 +175,12 @@ struct TrainArgsCore {
     ranker: TrainTarget,
     #[command(flatten)]
     log: LogArgs,
+    /// What LightGBM learns: lambdarank (each query's order, from grades) or pointwise (each
+    /// shown product's engagement per examination, weighted by its exposure). Default:
+    /// `[lgbm] objective` in --config, else pointwise with --events alone, lambdarank
+    /// otherwise (judgments, or --events with --queries/--qrels).
+    #[arg(long)]
+    objective: Option<Objective>,
     /// Weight of an unjudged candidate against a judged one in training.
     #[arg(long, default_value_t = 1.0)]
     unjudged_weight: f64,
@@ -879,7 +891,7 @@ fn run_demo(args: DemoArgs) -> Result<()> {
             ranker: TrainTarget::Ranker(shelf::train::TrainerKind::Ensemble),
             ..TrainArgsCore::default()
         };
-        let report = train_model(&engine, (&queries, &qrels, None), &core, &model_dir, true)?;
+        let report = train_model(&engine, (&queries, &qrels, None), &core, Objective::Lambdarank, &model_dir, true)?;
         println!(
             "trained the demo model {} in {:.1}s (cross-validated nDCG@10 over candidates {:.4}, hybrid order {:.4})",
             model_dir.display(),
@@ -1156,7 +1168,7 @@ why {} lost ({} feature contributions, its first result minus the product it pus
 
 fn run_features(args: FeaturesArgs) -> Result<()> {
     let (engine, queries, qrels) = args.judged.load()?;
-    let logged = shelf::train::log_features(&engine, &queries, &qrels, &args.log.options(true))?;
+    let logged = shelf::train::log_features(&engine, &queries, &qrels, &args.log.options(true, false))?;
     shelf::train::write_log(&logged, &args.out)?;
     let rows: usize = logged.iter().map(|q| q.rows.len()).sum();
     println!(
@@ -1178,14 +1190,20 @@ fn train_model(
     engine: &Engine,
     (queries, qrels, engagement): Labelled,
     core: &TrainArgsCore,
+    default_objective: Objective,
     out: &Path,
     show_progress: bool,
 ) -> Result<shelf::train::TrainReport> {
     let TrainTarget::Ranker(ranker) = core.ranker else {
         bail!("an encoder is trained by `shelf train --ranker encoder`, not as a ranker");
     };
-    let params = train_params(core)?;
-    let log_options = core.log.options(show_progress);
+    let mut params = train_params(core)?;
+    let from_engagement = engagement.is_some();
+    params.lgbm.objective = Some(core.objective.or(params.lgbm.objective).unwrap_or(default_objective));
+    if params.lgbm.objective == Some(Objective::Pointwise) && !from_engagement {
+        bail!("the pointwise objective learns from engagement (--events); judgments train with lambdarank");
+    }
+    let log_options = core.log.options(show_progress, from_engagement);
     let mut logged = shelf::train::log_features(engine, queries, qrels, &log_options)?;
     if let Some(engagement) = engagement {
         shelf::train::with_engagement(&mut logged, engagement);
@@ -1221,7 +1239,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
     if let TrainTarget::Encoder = args.core.ranker {
         return run_train_encoder(&args, &engine, &queries, &qrels);
     }
-    let report = train_model(&engine, (&queries, &qrels, None), &args.core, &args.out, !args.json)?;
+    let report =
+        train_model(&engine, (&queries, &qrels, None), &args.core, Objective::Lambdarank, &args.out, !args.json)?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
@@ -1462,9 +1481,12 @@ fn run_train_events(args: &TrainArgs, events: &Path) -> Result<()> {
         params.debias = debias;
     }
     let engine = Engine::open_with_encoder(&args.judged.index, &args.judged.encoder.dir)?;
-    let (labels, curve) = engagement_labels(events, &params, args.judged.judgments()?)?;
+    let judged = args.judged.judgments()?;
+    // Pointwise learns from engagement alone; judged grades laid over it reach lambdarank.
+    let objective = if judged.is_some() { Objective::Lambdarank } else { Objective::Pointwise };
+    let (labels, curve) = engagement_labels(events, &params, judged)?;
     let labelled: Labelled = (&labels.queries, &labels.qrels, Some(&labels.engagement));
-    let report = train_model(&engine, labelled, &args.core, &args.out, !args.json)?;
+    let report = train_model(&engine, labelled, &args.core, objective, &args.out, !args.json)?;
     if args.json {
         let out = serde_json::json!({"labels": labels.summary, "examination": curve.examination(), "train": report});
         println!("{out}");
@@ -1476,6 +1498,10 @@ fn run_train_events(args: &TrainArgs, events: &Path) -> Result<()> {
         summary.impressions, summary.queries, summary.pairs, summary.positive, summary.debias, summary.cap
     );
     print_trained(&args.out, &report);
+    println!(
+        "(the folds' nDCG@10 compares against grades made from the log, which under-rate what it showed rarely: \
+         judge the model with `shelf eval` on judged queries, or `shelf eval --events`)"
+    );
     Ok(())
 }
 

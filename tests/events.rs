@@ -356,15 +356,39 @@ async fn simulated_shoppers_close_the_loop() {
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     assert!(mean(&liked) > mean(&ignored) + 1.0, "liked {} vs ignored {}", mean(&liked), mean(&ignored));
 
-    // A ranker trains from the labels through the same pipeline as from judgments, and
-    // serves. (Whether it beats hybrid takes far more sessions: README, "Learning from
-    // engagement".)
+    // A ranker trains from the log through the same pipeline as from judgments, as `shelf
+    // train --events` does by default (pointwise on each shown product's worth per
+    // examination; candidates nobody was shown left out), and serves. (Whether it beats
+    // hybrid takes far more sessions: README, "Learning from engagement".)
     let engine = shelf::engine::Engine::open_with_encoder(common::demo_index(), &common::encoder_dir()).unwrap();
-    let rows =
-        shelf::train::log_features(&engine, &made.queries, &made.qrels, &shelf::train::LogOptions::default()).unwrap();
+    let shown_only = shelf::train::LogOptions { unjudged: shelf::train::Unjudged::Drop, ..Default::default() };
+    let mut rows = shelf::train::log_features(&engine, &made.queries, &made.qrels, &shown_only).unwrap();
+    shelf::train::with_engagement(&mut rows, &made.engagement);
+    let pointwise = shelf::train::TrainOptions {
+        lgbm: shelf::train::LgbmParams { objective: Some(shelf::train::Objective::Pointwise), ..Default::default() },
+        ..Default::default()
+    };
     let out = dir.path().join("model");
-    let trained = shelf::train::train(&rows, engine.vectors(), &shelf::train::TrainOptions::default(), &out).unwrap();
+    let trained = shelf::train::train(&rows, engine.vectors(), &pointwise, &out).unwrap();
     assert_eq!(trained.report.queries, made.queries.len());
+    // It scores the products shoppers liked above the ones they ignored.
+    let booster = trained.booster.expect("a LightGBM model");
+    let (mut liked, mut ignored) = (Vec::new(), Vec::new());
+    for query in &rows {
+        let text = &made.queries.iter().find(|(qid, _)| *qid == query.qid).unwrap().1;
+        let Some(judged_qid) = judged.get(&labels::query_key(text)) else { continue };
+        let features: Vec<f32> = query.rows.iter().flat_map(|row| row.features).collect();
+        let scores = booster.predict_with_params(&features, shelf::features::COUNT as i32, true, "").unwrap();
+        for (row, score) in query.rows.iter().zip(scores) {
+            match qrels[judged_qid.as_str()].get(&row.id).copied().unwrap_or(0) {
+                6 => liked.push(score),
+                0..=2 => ignored.push(score),
+                _ => {}
+            }
+        }
+    }
+    assert!(liked.len() > 20 && ignored.len() > 20, "{} liked, {} ignored", liked.len(), ignored.len());
+    assert!(mean(&liked) > mean(&ignored), "liked {} vs ignored {}", mean(&liked), mean(&ignored));
     let served = shelf::engine::Engine::open_with(common::demo_index(), &common::encoder_dir(), Some(&out)).unwrap();
     let request = shelf::search::SearchRequest {
         ranker: shelf::search::RankerKind::Ltr,
@@ -374,8 +398,6 @@ async fn simulated_shoppers_close_the_loop() {
 
     // The neural ranker's engagement heads learn from the same log what shoppers did with
     // each shown product, and join the utility.
-    let mut rows = rows;
-    shelf::train::with_engagement(&mut rows, &made.engagement);
     let options = shelf::train::TrainOptions {
         ranker: shelf::train::TrainerKind::Neural,
         neural: shelf::train::NeuralParams { max_epochs: 10, ..Default::default() },

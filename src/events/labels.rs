@@ -144,6 +144,9 @@ pub struct Rates {
     pub rates: [f64; 3],
     /// How much the product was examined (times shown, or Σ θ(position) under `ips`).
     pub exposure: f64,
+    /// The summed worth of each impression's strongest event on the product (not shrunk):
+    /// worth / exposure is its unbiased rate, the target of a pointwise ranker.
+    pub worth: f64,
     /// Impressions whose strongest event on the product was at least a click, an
     /// add-to-cart, a purchase (not shrunk).
     pub reached: [f64; 3],
@@ -252,6 +255,7 @@ pub fn from_log(log: &[Logged], curve: Option<&PositionCurve>, params: &LabelPar
             shrunk(pair.reached[at], pair.exposure, deep.per_exposure(deep.reached[at])).clamp(0.0, 1.0)
         }),
         exposure: pair.exposure,
+        worth: pair.worth,
         reached: pair.reached,
     };
     let mut rates: Vec<f64> = sums.values().flat_map(|(_, products)| products.values().map(rate)).collect();
@@ -261,19 +265,14 @@ pub fn from_log(log: &[Logged], curve: Option<&PositionCurve>, params: &LabelPar
         .copied()
         .filter(|c| *c > 0.0)
         .unwrap_or(1.0);
+    let grade = |rate: f64| (f64::from(params.grades) * (rate / cap).min(1.0)).round() as i32;
     let mut queries = Vec::new();
     let mut qrels = Qrels::new();
     let mut engagement = BTreeMap::new();
     let (mut pairs, mut positive) = (0, 0);
     for (at, (_, (text, products))) in sums.iter().enumerate() {
         let qid = format!("e{}", at + 1);
-        let graded: BTreeMap<String, i32> = products
-            .iter()
-            .map(|(id, sums)| {
-                let grade = (f64::from(params.grades) * (rate(sums) / cap).min(1.0)).round() as i32;
-                (id.clone(), grade)
-            })
-            .collect();
+        let graded: BTreeMap<String, i32> = products.iter().map(|(id, sums)| (id.clone(), grade(rate(sums)))).collect();
         pairs += graded.len();
         positive += graded.values().filter(|g| **g > 0).count();
         queries.push((qid.clone(), text.clone()));

@@ -10,8 +10,8 @@ use lightgbm3::{Booster, Dataset, ImportanceType};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    create, cross_validate, finish, io, number, suffixed, FoldTrainer, LoggedQuery, Prepared, TrainError, TrainOptions,
-    Trained,
+    create, cross_validate, finish, io, number, suffixed, FoldTrainer, LoggedQuery, LoggedRow, Prepared, TrainError,
+    TrainOptions, Trained,
 };
 use crate::features;
 use crate::rank::lgbm;
@@ -33,6 +33,36 @@ pub struct LgbmParams {
     pub validation_share: f64,
     /// lambdarank's truncation: pairs beyond this position matter less.
     pub lambdarank_truncation_level: u32,
+    /// Unset: lambdarank on judgments, pointwise on engagement (`shelf train --events`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objective: Option<Objective>,
+}
+
+/// What the booster learns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// LambdaMART on the grades: each query's order.
+    #[default]
+    Lambdarank,
+    /// For labels from engagement: a regression on each shown product's engagement per
+    /// examination (worth / exposure, not shrunk), weighted by its exposure, so that the
+    /// products it sees once near the bottom count as little as they tell, without the
+    /// grades' rounding and cap (one click there would be a top grade). Early stopping
+    /// watches the same weighted squared error on the validation queries. Rows without
+    /// engagement are left out.
+    Pointwise,
+}
+
+impl std::str::FromStr for Objective {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "lambdarank" => Ok(Objective::Lambdarank),
+            "pointwise" => Ok(Objective::Pointwise),
+            other => Err(format!("unknown objective '{other}' (lambdarank or pointwise)")),
+        }
+    }
 }
 
 impl Default for LgbmParams {
@@ -48,6 +78,7 @@ impl Default for LgbmParams {
             lambda_l2: 1.0,
             validation_share: 0.1,
             lambdarank_truncation_level: 30,
+            objective: None,
         }
     }
 }
@@ -55,12 +86,20 @@ impl Default for LgbmParams {
 impl LgbmParams {
     /// The LightGBM parameter object.
     pub(crate) fn lightgbm(&self, seed: u64, rounds: u32, early_stopping: bool) -> serde_json::Value {
+        // Linear gains, as the evaluation's nDCG: grade g is worth g (for every grade an
+        // engagement label can have, up to 30).
+        let label_gain: Vec<String> = (0..=30).map(|g| g.to_string()).collect();
         let mut params = serde_json::json!({
-            "objective": "lambdarank",
-            "metric": "ndcg",
+            "objective": match self.objective.unwrap_or_default() {
+                Objective::Lambdarank => "lambdarank",
+                Objective::Pointwise => "regression",
+            },
+            "metric": match self.objective.unwrap_or_default() {
+                Objective::Lambdarank => "ndcg",
+                Objective::Pointwise => "l2",
+            },
             "eval_at": "10",
-            // Linear gains, as the evaluation's nDCG: grade g is worth g.
-            "label_gain": "0,1,2,3,4,5,6",
+            "label_gain": label_gain.join(","),
             "lambdarank_truncation_level": self.lambdarank_truncation_level,
             "num_iterations": rounds,
             "learning_rate": self.learning_rate,
@@ -160,14 +199,20 @@ fn fit_booster(
     quiet_lightgbm();
     let names: Vec<String> = features::NAMES.iter().map(|n| n.to_string()).collect();
     let train_path = work.join("train.tsv");
-    write_lightgbm_file(logged, fit, options.unjudged_weight, &train_path)?;
+    let (targets, valid_targets) = match options.lgbm.objective.unwrap_or_default() {
+        Objective::Lambdarank => {
+            (Targets::Grades { unjudged_weight: options.unjudged_weight }, Targets::Grades { unjudged_weight: 1.0 })
+        }
+        Objective::Pointwise => (Targets::EngagementRates, Targets::EngagementRates),
+    };
+    write_lightgbm_file(logged, fit, targets, &train_path)?;
     let mut train = Dataset::from_file(&train_path.to_string_lossy())?;
     train.set_feature_names(&names)?;
     let params = options.lgbm.lightgbm(options.seed, rounds, valid.is_some());
     let booster = match valid {
         Some(valid) => {
             let valid_path = work.join("valid.tsv");
-            write_lightgbm_file(logged, valid, 1.0, &valid_path)?;
+            write_lightgbm_file(logged, valid, valid_targets, &valid_path)?;
             let valid = Dataset::from_file_with_reference(&valid_path.to_string_lossy(), Some(&train))?;
             Booster::train_with_valid(train, Some(valid), &params)?
         }
@@ -176,22 +221,52 @@ fn fit_booster(
     Ok(booster)
 }
 
+/// What a LightGBM data file's rows are labelled and weighted with.
+#[derive(Debug, Clone, Copy)]
+enum Targets {
+    /// The grades; unjudged rows weigh `unjudged_weight`, the others 1.
+    Grades { unjudged_weight: f64 },
+    /// Engagement per examination, weighted by exposure ([`Objective::Pointwise`]); rows
+    /// the log never examined are left out.
+    EngagementRates,
+}
+
+impl Targets {
+    /// A row's (label, weight), or `None` to leave it out.
+    fn of(self, row: &LoggedRow) -> Option<(String, f64)> {
+        match self {
+            Targets::Grades { unjudged_weight } => {
+                Some((row.label.to_string(), if row.judged { 1.0 } else { unjudged_weight }))
+            }
+            Targets::EngagementRates => row
+                .engagement
+                .filter(|rates| rates.exposure > 0.0)
+                .map(|rates| ((rates.worth / rates.exposure).to_string(), rates.exposure)),
+        }
+    }
+}
+
 /// A LightGBM data file (label, then every feature; `nan` for missing), its `.query` group
-/// file and its `.weight` file (unjudged rows weigh `unjudged_weight`).
+/// file and its `.weight` file.
 fn write_lightgbm_file(
     logged: &[&LoggedQuery],
     queries: &[usize],
-    unjudged_weight: f64,
+    targets: Targets,
     path: &Path,
 ) -> Result<(), TrainError> {
     let (group_path, weight_path) = (suffixed(path, ".query"), suffixed(path, ".weight"));
     let (mut data, mut groups, mut weights) = (create(path)?, create(&group_path)?, create(&weight_path)?);
     for &q in queries {
-        writeln!(groups, "{}", logged[q].rows.len()).map_err(io(&group_path))?;
-        for row in &logged[q].rows {
+        let rows: Vec<(&LoggedRow, (String, f64))> =
+            logged[q].rows.iter().filter_map(|row| Some((row, targets.of(row)?))).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        writeln!(groups, "{}", rows.len()).map_err(io(&group_path))?;
+        for (row, (label, weight)) in rows {
             let values: Vec<String> = row.features.iter().map(|v| number(*v)).collect();
-            writeln!(data, "{}\t{}", row.label, values.join("\t")).map_err(io(path))?;
-            writeln!(weights, "{}", if row.judged { 1.0 } else { unjudged_weight }).map_err(io(&weight_path))?;
+            writeln!(data, "{label}\t{}", values.join("\t")).map_err(io(path))?;
+            writeln!(weights, "{weight}").map_err(io(&weight_path))?;
         }
     }
     data.flush().map_err(io(path))?;
@@ -216,4 +291,53 @@ pub(crate) fn train(
     let mut report = finish(lgbm::KIND, data, options, &validated, parameters, started, out)?;
     report.importance = importance(&validated.model)?;
     Ok((Trained { report, booster: Some(validated.model) }, validated.held_out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::labels::Rates;
+
+    fn row(label: i32, judged: bool, engagement: Option<(f64, f64)>) -> LoggedRow {
+        LoggedRow {
+            id: "p".into(),
+            label,
+            judged,
+            features: [0.0; features::COUNT],
+            engagement: engagement.map(|(worth, exposure)| Rates {
+                rates: [0.0; 3],
+                exposure,
+                worth,
+                reached: [0.0; 3],
+            }),
+        }
+    }
+
+    /// Pointwise rows learn worth per examination, weighted by exposure: a click at a
+    /// position examined a tenth of the time is worth 10 with a tenth of the weight; a
+    /// product nobody examined teaches nothing.
+    #[test]
+    fn pointwise_targets_are_unbiased_rates_weighted_by_exposure() {
+        let rates = Targets::EngagementRates;
+        assert_eq!(rates.of(&row(6, true, Some((1.0, 0.1)))), Some(("10".to_string(), 0.1)));
+        assert_eq!(rates.of(&row(0, true, Some((3.0, 12.0)))), Some(("0.25".to_string(), 12.0)));
+        assert_eq!(rates.of(&row(0, true, Some((0.0, 0.0)))), None);
+        assert_eq!(rates.of(&row(4, true, None)), None);
+        let grades = Targets::Grades { unjudged_weight: 0.3 };
+        assert_eq!(grades.of(&row(4, true, Some((1.0, 0.1)))), Some(("4".to_string(), 1.0)));
+        assert_eq!(grades.of(&row(0, false, None)), Some(("0".to_string(), 0.3)));
+    }
+
+    #[test]
+    fn the_objective_picks_lightgbm_objective_and_metric() {
+        let pointwise = LgbmParams { objective: Some(Objective::Pointwise), ..LgbmParams::default() };
+        let params = pointwise.lightgbm(7, 10, true);
+        assert_eq!((params["objective"].as_str(), params["metric"].as_str()), (Some("regression"), Some("l2")));
+        let params = LgbmParams::default().lightgbm(7, 10, true);
+        assert_eq!((params["objective"].as_str(), params["metric"].as_str()), (Some("lambdarank"), Some("ndcg")));
+        // Every grade an engagement label can take has a gain.
+        assert_eq!(params["label_gain"].as_str().map(|g| g.split(',').count()), Some(31));
+        assert_eq!("pointwise".parse::<Objective>(), Ok(Objective::Pointwise));
+        assert!("listwise".parse::<Objective>().is_err());
+    }
 }

@@ -56,7 +56,7 @@ use crate::events::labels::{Engagement, Rates};
 use crate::features::{self, Row};
 use crate::rank::{ModelError, ModelMeta, META_FILE};
 
-pub use lgbm::LgbmParams;
+pub use lgbm::{LgbmParams, Objective};
 pub use neural::NeuralParams;
 
 #[derive(Debug, thiserror::Error)]
