@@ -18,6 +18,13 @@
 //! cut into integer grades 0…`grades` for LambdaMART: grade = round(grades × rate / cap),
 //! cap = the `cap_quantile` of the rates.
 //!
+//! Grades lose what exploration shows rarely: a relevant product brought up once into a
+//! slot examined a fifth of the time is mostly graded 0, sometimes 6. So `shelf train
+//! --events` trains LightGBM **pointwise** by default ([`crate::train::Objective`]) on each
+//! pair's worth and exposure ([`Rates::worth`], [`Rates::exposure`]), unshrunk and
+//! uncapped; the grades serve lambdarank (`--objective lambdarank`, or with judgments laid
+//! over the log), the neural ranker's relevance head and the folds' report.
+//!
 //! Beside the grades, each pair gets its **engagement rates** ([`Rates`]): the chance that
 //! an examined product is clicked, added to the cart, bought (an event implies the weaker
 //! ones), with the same exposure and shrinkage, and the counts behind them. The neural
