@@ -375,8 +375,7 @@ async fn simulated_shoppers_close_the_loop() {
     let booster = trained.booster.expect("a LightGBM model");
     let (mut liked, mut ignored) = (Vec::new(), Vec::new());
     for query in &rows {
-        let text = &made.queries.iter().find(|(qid, _)| *qid == query.qid).unwrap().1;
-        let Some(judged_qid) = judged.get(&labels::query_key(text)) else { continue };
+        let Some(judged_qid) = judged.get(&labels::query_key(&query.query)) else { continue };
         let features: Vec<f32> = query.rows.iter().flat_map(|row| row.features).collect();
         let scores = booster.predict_with_params(&features, shelf::features::COUNT as i32, true, "").unwrap();
         for (row, score) in query.rows.iter().zip(scores) {

@@ -33,7 +33,7 @@ pub struct LgbmParams {
     pub validation_share: f64,
     /// lambdarank's truncation: pairs beyond this position matter less.
     pub lambdarank_truncation_level: u32,
-    /// Unset: lambdarank on judgments, pointwise on engagement (`shelf train --events`).
+    /// Unset: pointwise on engagement alone (`shelf train --events`), lambdarank otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub objective: Option<Objective>,
 }
@@ -89,15 +89,13 @@ impl LgbmParams {
         // Linear gains, as the evaluation's nDCG: grade g is worth g (for every grade an
         // engagement label can have, up to 30).
         let label_gain: Vec<String> = (0..=30).map(|g| g.to_string()).collect();
+        let (objective, metric) = match self.objective.unwrap_or_default() {
+            Objective::Lambdarank => ("lambdarank", "ndcg"),
+            Objective::Pointwise => ("regression", "l2"),
+        };
         let mut params = serde_json::json!({
-            "objective": match self.objective.unwrap_or_default() {
-                Objective::Lambdarank => "lambdarank",
-                Objective::Pointwise => "regression",
-            },
-            "metric": match self.objective.unwrap_or_default() {
-                Objective::Lambdarank => "ndcg",
-                Objective::Pointwise => "l2",
-            },
+            "objective": objective,
+            "metric": metric,
             "eval_at": "10",
             "label_gain": label_gain.join(","),
             "lambdarank_truncation_level": self.lambdarank_truncation_level,
