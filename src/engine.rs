@@ -176,7 +176,7 @@ impl Engine {
         let (encoder, dense_problem) = match &index.manifest.dense {
             None => (None, Some("the index has no vectors (built without an encoder)".to_string())),
             Some(info) => {
-                let encoder = Encoder::load(encoder_dir).map_err(|error| {
+                let encoder = Encoder::load_with(encoder_dir, index.config.dense.query_precision).map_err(|error| {
                     DenseError::Model(format!("the index has vectors, but their encoder cannot load: {error}"))
                 })?;
                 if !encoder.made(&info.encoder) {

@@ -296,6 +296,10 @@ enum ModelAction {
         /// Queries (`qid<TAB>query`) to time one at a time.
         #[arg(long)]
         queries: Option<PathBuf>,
+        /// How the queries are encoded (titles are always float), as `[dense]
+        /// query_precision` sets it for an index.
+        #[arg(long, default_value = "fp32")]
+        query_precision: dense::Precision,
         #[arg(long)]
         json: bool,
     },
@@ -953,7 +957,15 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     let qrels = read_qrels_file(&args.qrels.ok_or_else(|| missing("qrels"))?)?;
     let mut engine = Engine::open_with(&index, &args.encoder.dir, args.model.model_dir.as_deref())?;
     if let Some(config) = &args.config {
-        engine = engine.with_config(IndexConfig::from_file(config)?);
+        let config = IndexConfig::from_file(config)?;
+        // The encoder was loaded for the index's own query precision when it opened.
+        if config.dense.query_precision != engine.index().config.dense.query_precision {
+            bail!(
+                "--config cannot change [dense] query_precision (the encoder loads with the index): set it in {}",
+                index.join(shelf::index::CONFIG_FILE).display()
+            );
+        }
+        engine = engine.with_config(config);
     }
     let ranker = args.ranker.unwrap_or_else(|| engine.default_ranker());
     let queries = in_part(queries, args.part);
@@ -1406,8 +1418,8 @@ fn run_model(action: ModelAction) -> Result<()> {
             println!("{}", dense::model::fetch_runtime()?);
             Ok(())
         }
-        ModelAction::Bench { encoder, catalog, limit, queries, json } => {
-            let encoder = dense::Encoder::load(&encoder)?;
+        ModelAction::Bench { encoder, catalog, limit, queries, query_precision, json } => {
+            let encoder = dense::Encoder::load_with(&encoder, query_precision)?;
             let products = catalog::import_file(&catalog, &ImportOptions::new(Format::Jsonl), &|_| {})?.products;
             let titles: Vec<&str> = products.iter().take(limit).map(|p| p.title.as_str()).collect();
             let started = Instant::now();

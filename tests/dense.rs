@@ -161,3 +161,31 @@ fn a_damaged_graph_is_refused_with_advice() {
     let message = Engine::open_with_encoder(&copy, &common::encoder_dir()).err().expect("refused").to_string();
     assert!(message.contains("HNSW graph") && message.contains("rebuild"), "{message}");
 }
+
+/// `query_precision = "int8"` in an index's config sends its queries through the 8-bit
+/// graph (no rebuild: the products' vectors are the float ones), and dense search still
+/// finds what the float queries find.
+#[test]
+fn an_index_can_encode_its_queries_in_8_bits() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("index");
+    common::copy_dir(common::demo_index(), &copy);
+    let config = std::fs::read_to_string(copy.join("config.toml")).unwrap();
+    assert!(config.contains("query_precision = \"fp32\""), "a built index writes the default down");
+    let config = config.replace("query_precision = \"fp32\"", "query_precision = \"int8\"");
+    std::fs::write(copy.join("config.toml"), &config).unwrap();
+    let (float, int8) = (engine(), Engine::open_with_encoder(&copy, &common::encoder_dir()).unwrap());
+    assert_eq!(int8.index().config.dense.query_precision, shelf::dense::Precision::Int8);
+
+    let query = "comfy couch for the living room";
+    let (a, b) = (float.embed_query(query).unwrap(), int8.embed_query(query).unwrap());
+    let cosine: f32 = a.iter().zip(b.iter()).map(|(x, y)| x * y).sum();
+    assert!(cosine > 0.95 && cosine < 0.99999, "8-bit query vector: cosine {cosine} to the float one");
+    let ids = |engine: &Engine| -> Vec<String> {
+        let response = engine.search(&request(query, RankerKind::Dense, 10)).unwrap();
+        response.results.into_iter().map(|h| h.id).collect()
+    };
+    let (expected, found) = (ids(&float), ids(&int8));
+    let shared = found.iter().filter(|id| expected.contains(id)).count();
+    assert!(shared >= 8, "float {expected:?}, 8-bit {found:?}");
+}

@@ -1,5 +1,5 @@
-//! The sentence encoder against sentence-transformers' own vectors, and the model fetch's
-//! refusal of damaged downloads.
+//! The sentence encoder against sentence-transformers' own vectors, its 8-bit query graph
+//! against the float one, and the model fetch's refusal of damaged downloads.
 
 mod common;
 
@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use serde_json::Value;
-use shelf::dense::{model, Encoder};
+use shelf::dense::{model, Encoder, Precision};
 
 fn model_dir() -> PathBuf {
     common::encoder_dir()
@@ -50,6 +50,52 @@ fn vectors_match_sentence_transformers() {
     // Meaning, not letters: a couch is a sofa.
     let pair = encoder.embed(&["couch", "sofa", "angle bracket"]).unwrap();
     assert!(cosine(&pair[0], &pair[1]) > cosine(&pair[0], &pair[2]) + 0.2);
+}
+
+#[test]
+fn int8_queries_stay_close_to_float_ones_and_leave_products_alone() {
+    let fixtures = common::repo_root().join("tests/fixtures/encoder");
+    let texts: Vec<String> =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("texts.json")).unwrap()).unwrap();
+    let float = Encoder::load(&model_dir()).unwrap();
+    let int8 = Encoder::load_with(&model_dir(), Precision::Int8).unwrap();
+    assert_eq!(int8.precision(), Precision::Int8);
+
+    // Products go through the float graph whatever the query precision: an index's vectors
+    // do not depend on it.
+    assert_eq!(int8.embed(&texts).unwrap(), float.embed(&texts).unwrap());
+    assert_eq!(int8.embed(&texts[..1]).unwrap(), float.embed(&texts[..1]).unwrap());
+
+    // Queries go through the 8-bit graph and stay near the float vector (on 9,341 Home Depot
+    // queries: mean cosine 0.9935, least 0.964). Its activations are quantised with one range
+    // per call, so a batch of queries is encoded one by one: a query gets the vector it gets
+    // when served alone.
+    let batched = int8.embed_queries(&texts, &|_| {}).unwrap();
+    let reference = float.embed(&texts).unwrap();
+    let mut similarities = Vec::new();
+    for ((text, query), float) in texts.iter().zip(&batched).zip(&reference) {
+        let alone = int8.embed_query(text).unwrap();
+        assert!(cosine(&alone, query) > 0.9999, "alone and batched agree for {text:?}");
+        assert!((norm(query) - 1.0).abs() < 1e-4, "unit length for {text:?}");
+        similarities.push(cosine(query, float));
+    }
+    let mean = similarities.iter().sum::<f32>() / similarities.len() as f32;
+    let least = similarities.iter().copied().fold(1.0, f32::min);
+    println!("int8 queries against float: mean cosine {mean:.4}, least {least:.4}");
+    assert!(mean >= 0.985 && least >= 0.95, "mean {mean}, least {least}");
+    assert!(least < 0.99999, "the 8-bit graph was used: some vector differs from the float one");
+}
+
+#[test]
+fn int8_queries_need_their_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["config.json", "tokenizer.json", "model.safetensors", "sentence_bert_config.json", "model.onnx"] {
+        std::os::unix::fs::symlink(model_dir().join(name), dir.path().join(name)).unwrap();
+    }
+    Encoder::load(dir.path()).expect("float queries do not need the 8-bit graph");
+    let error = Encoder::load_with(dir.path(), Precision::Int8).err().expect("no 8-bit graph").to_string();
+    assert!(error.contains("model.int8.onnx") && error.contains("shelf model fetch"), "{error}");
+    assert!(model::verify_graph(dir.path()).unwrap_err().to_string().contains("model.int8.onnx"));
 }
 
 #[test]

@@ -10,6 +10,10 @@
 //! - **catalogues** go through one batched session that uses every core, made the first
 //!   time it is needed (a server never needs it).
 //!
+//! Queries may run on the 8-bit graph (`model.int8.onnx`, [`Precision::Int8`]), about twice
+//! as fast on one core; products always run on the float graph, so the choice never
+//! changes the catalogue's vectors.
+//!
 //! ONNX Runtime itself is a shared library loaded at run time ([`runtime_library`]).
 //!
 //! A directory that also holds a trained [`QueryAdapter`] ([`super::adapter::ADAPTER_FILE`])
@@ -22,10 +26,11 @@ use std::sync::{Mutex, OnceLock};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::Tensor;
+use rayon::prelude::*;
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
 use super::adapter::{QueryAdapter, ADAPTER_FILE};
-use super::DenseError;
+use super::{DenseError, Precision};
 
 /// Texts encoded together. Texts are sorted by length first, so a batch pads little.
 const BATCH: usize = 32;
@@ -33,6 +38,8 @@ const BATCH: usize = 32;
 const DEFAULT_MAX_TOKENS: usize = 256;
 /// The graph's file in a model directory.
 pub const ONNX_FILE: &str = "model.onnx";
+/// The same graph with 8-bit weights, for queries ([`Precision::Int8`]).
+pub const INT8_FILE: &str = "model.int8.onnx";
 /// The ONNX Runtime release shelf is built against (the `ort` crate's API level).
 pub const RUNTIME_VERSION: &str = "1.31.1";
 /// Where `shelf model fetch` puts the ONNX Runtime library unless `ORT_DYLIB_PATH` says otherwise.
@@ -74,12 +81,24 @@ pub struct Tokens {
 }
 
 /// A loaded sentence encoder.
+/// What a pass encodes: products always go through the float graph, queries through the
+/// graph of the encoder's query [`Precision`].
+#[derive(Clone, Copy, PartialEq)]
+enum Side {
+    Products,
+    Queries,
+}
+
 pub struct Encoder {
+    /// The float graph (products; queries too at [`Precision::Fp32`]).
     graph: PathBuf,
+    /// The graph queries go through.
+    query_graph: PathBuf,
+    precision: Precision,
     tokenizer: Tokenizer,
     /// One-thread sessions for queries; a query takes the first free one.
     queries: Vec<Mutex<Session>>,
-    /// The every-core session for batches, made on first use.
+    /// The every-core session for batches on the float graph, made on first use.
     batches: OnceLock<Mutex<Session>>,
     dim: usize,
     weights_sha256: String,
@@ -89,8 +108,15 @@ pub struct Encoder {
 
 impl Encoder {
     /// Loads a sentence-transformers model directory that `shelf model fetch` has prepared
-    /// (`config.json`, `tokenizer.json`, `model.safetensors` and its export `model.onnx`).
+    /// (`config.json`, `tokenizer.json`, `model.safetensors` and its export `model.onnx`);
+    /// queries are encoded in float.
     pub fn load(dir: &Path) -> Result<Encoder, DenseError> {
+        Encoder::load_with(dir, Precision::Fp32)
+    }
+
+    /// As [`Encoder::load`], with queries encoded at `precision` (`Int8` needs
+    /// `model.int8.onnx`).
+    pub fn load_with(dir: &Path, precision: Precision) -> Result<Encoder, DenseError> {
         let need = |name: &str| {
             let path = dir.join(name);
             if path.exists() {
@@ -140,12 +166,27 @@ impl Encoder {
             _ => None,
         };
         let graph = need(ONNX_FILE)?;
-        let queries = (0..cores().min(4)).map(|_| session(&graph, 1).map(Mutex::new)).collect::<Result<_, _>>()?;
-        let encoder = Encoder { graph, tokenizer, queries, batches: OnceLock::new(), dim, weights_sha256, adapter };
+        let query_graph = match precision {
+            Precision::Fp32 => graph.clone(),
+            Precision::Int8 => need(INT8_FILE)?,
+        };
+        let queries =
+            (0..cores().min(4)).map(|_| session(&query_graph, 1).map(Mutex::new)).collect::<Result<_, _>>()?;
+        let encoder = Encoder {
+            graph,
+            query_graph,
+            precision,
+            tokenizer,
+            queries,
+            batches: OnceLock::new(),
+            dim,
+            weights_sha256,
+            adapter,
+        };
         // A session's first run plans its memory: pay for that here, not in the first search.
         for session in &encoder.queries {
             let mut session = session.lock().map_err(|_| poisoned())?;
-            encoder.run(&mut session, &["warm up"])?;
+            encoder.run(&mut session, &encoder.query_graph, &["warm up"])?;
         }
         Ok(encoder)
     }
@@ -172,6 +213,11 @@ impl Encoder {
         self.dim
     }
 
+    /// How queries are encoded.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
     /// The unit-length vector of one query (through the adapter, if any), computed on the
     /// calling thread.
     pub fn embed_query(&self, text: &str) -> Result<Vec<f32>, DenseError> {
@@ -186,7 +232,7 @@ impl Encoder {
         texts: &[S],
         progress: &dyn Fn(usize),
     ) -> Result<Vec<Vec<f32>>, DenseError> {
-        let mut vectors = self.embed_with_progress(texts, progress)?;
+        let mut vectors = self.encode(texts, Side::Queries, progress)?;
         vectors.iter_mut().for_each(|vector| self.adapt(vector));
         Ok(vectors)
     }
@@ -197,7 +243,7 @@ impl Encoder {
         }
     }
 
-    /// The stock vector of one text, on a one-thread session.
+    /// The stock vector of one query, on a one-thread session.
     fn embed_one(&self, text: &str) -> Result<Vec<f32>, DenseError> {
         // A free session if there is one, else wait for the first.
         let mut session = self
@@ -205,11 +251,11 @@ impl Encoder {
             .iter()
             .find_map(|session| session.try_lock().ok())
             .map_or_else(|| self.queries[0].lock().map_err(|_| poisoned()), Ok)?;
-        Ok(self.run(&mut session, &[text])?.pop().unwrap_or_default())
+        Ok(self.run(&mut session, &self.query_graph, &[text])?.pop().unwrap_or_default())
     }
 
-    /// Unit-length vectors of `texts` (products, or queries before any adapter), in the
-    /// same order.
+    /// Unit-length float vectors of `texts` (products, or queries before any adapter), in
+    /// the same order.
     pub fn embed<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>, DenseError> {
         self.embed_with_progress(texts, &|_| {})
     }
@@ -220,10 +266,36 @@ impl Encoder {
         texts: &[S],
         progress: &dyn Fn(usize),
     ) -> Result<Vec<Vec<f32>>, DenseError> {
-        if let [one] = texts {
+        self.encode(texts, Side::Products, progress)
+    }
+
+    /// Vectors of `texts` through `side`'s graph: one query on a one-thread session, 8-bit
+    /// queries each on its own, else in batches on every core.
+    fn encode<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        side: Side,
+        progress: &dyn Fn(usize),
+    ) -> Result<Vec<Vec<f32>>, DenseError> {
+        // The query sessions run the float graph too when queries are float.
+        let query_graph = side == Side::Queries || self.precision == Precision::Fp32;
+        if let ([one], true) = (texts, query_graph) {
             let vector = self.embed_one(one.as_ref())?;
             progress(1);
             return Ok(vec![vector]);
+        }
+        if side == Side::Queries && self.precision == Precision::Int8 {
+            // 8-bit activations are quantised with one scale per batch, so a query's vector
+            // would depend on its batch-mates: each goes alone, as a served query does.
+            let mut vectors = Vec::with_capacity(texts.len());
+            for chunk in texts.chunks(BATCH) {
+                let chunk: Vec<&str> = chunk.iter().map(AsRef::as_ref).collect();
+                let done: Vec<Vec<f32>> =
+                    chunk.par_iter().map(|text| self.embed_one(text)).collect::<Result<_, _>>()?;
+                vectors.extend(done);
+                progress(chunk.len());
+            }
+            return Ok(vectors);
         }
         let batches = match self.batches.get() {
             Some(session) => session,
@@ -238,7 +310,7 @@ impl Encoder {
         let mut vectors = vec![Vec::new(); texts.len()];
         for batch in order.chunks(BATCH) {
             let inputs: Vec<&str> = batch.iter().map(|&at| texts[at].as_ref()).collect();
-            for (&at, vector) in batch.iter().zip(self.run(&mut session, &inputs)?) {
+            for (&at, vector) in batch.iter().zip(self.run(&mut session, &self.graph, &inputs)?) {
                 vectors[at] = vector;
             }
             progress(batch.len());
@@ -258,8 +330,8 @@ impl Encoder {
         Ok(Tokens { ids: flat(&|e| e.get_ids()), mask: flat(&|e| e.get_attention_mask()), width })
     }
 
-    /// One forward pass over `texts`, padded to the longest of them.
-    fn run(&self, session: &mut Session, texts: &[&str]) -> Result<Vec<Vec<f32>>, DenseError> {
+    /// One forward pass of `graph` over `texts`, padded to the longest of them.
+    fn run(&self, session: &mut Session, graph: &Path, texts: &[&str]) -> Result<Vec<Vec<f32>>, DenseError> {
         let tokens = self.tokens(texts)?;
         let shape = [texts.len(), tokens.width];
         let wide = |values: &[u32]| values.iter().map(|&v| v as i64).collect::<Vec<i64>>();
@@ -270,7 +342,7 @@ impl Encoder {
         if values.len() != texts.len() * self.dim {
             return Err(DenseError::Model(format!(
                 "{} gave {} numbers for {} texts of {} dimensions",
-                self.graph.display(),
+                graph.display(),
                 values.len(),
                 texts.len(),
                 self.dim

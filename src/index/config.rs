@@ -64,6 +64,9 @@ mod tests {
         assert_eq!(config.lexical.boosts.title, 5.0);
         assert_eq!(config.lexical.boosts.brand, crate::lexical::FieldBoosts::default().brand);
         assert!(toml::from_str::<IndexConfig>("[lexical.boosts]\ntitel = 5.0\n").is_err());
+        let int8: IndexConfig = toml::from_str("[dense]\nquery_precision = \"int8\"\n").unwrap();
+        assert_eq!(int8.dense.query_precision, crate::dense::Precision::Int8);
+        assert!(toml::from_str::<IndexConfig>("[dense]\nquery_precision = \"int4\"\n").is_err());
         let round_trip: IndexConfig = toml::from_str(&IndexConfig::default().to_toml()).unwrap();
         assert_eq!(round_trip, IndexConfig::default());
         let shipped =
