@@ -80,7 +80,6 @@ pub struct Tokens {
     pub width: usize,
 }
 
-/// A loaded sentence encoder.
 /// What a pass encodes: products always go through the float graph, queries through the
 /// graph of the encoder's query [`Precision`].
 #[derive(Clone, Copy, PartialEq)]
@@ -89,6 +88,7 @@ enum Side {
     Queries,
 }
 
+/// A loaded sentence encoder.
 pub struct Encoder {
     /// The float graph (products; queries too at [`Precision::Fp32`]).
     graph: PathBuf,
@@ -277,25 +277,27 @@ impl Encoder {
         side: Side,
         progress: &dyn Fn(usize),
     ) -> Result<Vec<Vec<f32>>, DenseError> {
-        // The query sessions run the float graph too when queries are float.
-        let query_graph = side == Side::Queries || self.precision == Precision::Fp32;
-        if let ([one], true) = (texts, query_graph) {
-            let vector = self.embed_one(one.as_ref())?;
-            progress(1);
-            return Ok(vec![vector]);
-        }
-        if side == Side::Queries && self.precision == Precision::Int8 {
-            // 8-bit activations are quantised with one scale per batch, so a query's vector
-            // would depend on its batch-mates: each goes alone, as a served query does.
-            let mut vectors = Vec::with_capacity(texts.len());
-            for chunk in texts.chunks(BATCH) {
-                let chunk: Vec<&str> = chunk.iter().map(AsRef::as_ref).collect();
-                let done: Vec<Vec<f32>> =
-                    chunk.par_iter().map(|text| self.embed_one(text)).collect::<Result<_, _>>()?;
-                vectors.extend(done);
-                progress(chunk.len());
+        match (texts, side, self.precision) {
+            // One text on a query session (they run the float graph when queries are float).
+            ([one], Side::Queries, _) | ([one], Side::Products, Precision::Fp32) => {
+                let vector = self.embed_one(one.as_ref())?;
+                progress(1);
+                return Ok(vec![vector]);
             }
-            return Ok(vectors);
+            // 8-bit activations are quantised with one range per call, so a query's vector
+            // would depend on its batch-mates: each goes alone, as a served query does.
+            (_, Side::Queries, Precision::Int8) => {
+                let mut vectors = Vec::with_capacity(texts.len());
+                for chunk in texts.chunks(BATCH) {
+                    let chunk: Vec<&str> = chunk.iter().map(AsRef::as_ref).collect();
+                    let done: Vec<Vec<f32>> =
+                        chunk.par_iter().map(|text| self.embed_one(text)).collect::<Result<_, _>>()?;
+                    vectors.extend(done);
+                    progress(chunk.len());
+                }
+                return Ok(vectors);
+            }
+            _ => {}
         }
         let batches = match self.batches.get() {
             Some(session) => session,
