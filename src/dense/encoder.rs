@@ -226,7 +226,8 @@ impl Encoder {
         Ok(vector)
     }
 
-    /// Vectors of many queries (through the adapter, if any), batched, in the same order.
+    /// Vectors of many queries (through the adapter, if any), in the same order: batched
+    /// in float, one by one in 8 bits (each as a served query is encoded).
     pub fn embed_queries<S: AsRef<str>>(
         &self,
         texts: &[S],

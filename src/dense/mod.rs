@@ -108,7 +108,7 @@ impl Default for DenseConfig {
 /// `int8` runs each weight matrix quantised to 8 bits per output column (`model.int8.onnx`,
 /// made by `shelf model fetch`): a query encodes about 2× faster on one core, its vector is
 /// within cosine 0.99 of the float one on average, and product vectors stay float. The
-/// README's "Serving the full pipeline" gives its measured effect on nDCG@10 and ANN recall.
+/// README's "8-bit queries" gives its measured effect on nDCG@10 and ANN recall.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
