@@ -23,6 +23,8 @@ COPY scripts ./scripts
 RUN cargo build --release --locked --bin shelf
 # The encoder files, their ONNX export and libonnxruntime, each checked by sha256.
 RUN ./target/release/shelf model fetch
+# The release profile keeps debug info for profiling; the image does not need it.
+RUN strip --strip-debug target/release/shelf
 
 FROM debian:bookworm-slim
 # libgomp1: LightGBM's OpenMP runtime; libstdc++ comes with it.

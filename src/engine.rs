@@ -231,6 +231,17 @@ impl Engine {
                 }
             }
         }
+        // Same encoder, other arithmetic for queries: the model still serves, measured a little
+        // worse (README, "8-bit queries"), so say so rather than refuse.
+        let serving = self.index.config.dense.query_precision;
+        let trained = models.rankers().map(|r| r.meta().query_precision).find(|p| *p != serving);
+        if let (Some(trained), Some(_)) = (trained, index_encoder) {
+            tracing::warn!(
+                "the model in {} was trained with {trained} query vectors, but this index encodes queries in \
+                 {serving} ([dense] query_precision); retrain it with `shelf train` for its best ranking",
+                dir.display()
+            );
+        }
         self.models = models;
         Ok(self)
     }

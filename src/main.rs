@@ -1231,6 +1231,7 @@ fn train_model(
         unjudged_weight: core.unjudged_weight,
         without: core.without.clone(),
         encoder: None,
+        query_precision: engine.index().config.dense.query_precision,
         show_progress,
     };
     Ok(shelf::train::train(&logged, engine.vectors(), &options, out)?.report)

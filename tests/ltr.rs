@@ -3,11 +3,12 @@
 
 mod common;
 
+use shelf::dense::Precision;
 use shelf::engine::Engine;
 use shelf::eval::{evaluate, EvalOptions, Protocol};
 use shelf::features;
 use shelf::rank::lgbm::{LgbmRanker, MODEL_FILE};
-use shelf::rank::{ModelError, Scoring, META_FILE};
+use shelf::rank::{ModelError, ModelMeta, Scoring, META_FILE};
 use shelf::search::{RankerKind, SearchRequest};
 use shelf::train::{log_features, train, LogOptions, TrainOptions, Unjudged};
 
@@ -23,7 +24,9 @@ fn a_saved_model_scores_exactly_as_the_trained_one() {
     let logged = log_features(&engine, &queries[..120], &qrels, &options).unwrap();
     assert!(logged.iter().all(|q| q.rows.iter().all(|r| r.judged)), "drop keeps judged products only");
     let dir = tempfile::tempdir().unwrap();
-    let trained = train(&logged, None, &TrainOptions { folds: 3, ..TrainOptions::default() }, dir.path()).unwrap();
+    // Trained as if on an index that encodes queries in 8 bits.
+    let options = TrainOptions { folds: 3, query_precision: Precision::Int8, ..TrainOptions::default() };
+    let trained = train(&logged, None, &options, dir.path()).unwrap();
     assert_eq!(trained.report.queries, logged.len());
     // A directory holding something else is never replaced.
     let other = tempfile::tempdir().unwrap();
@@ -34,6 +37,12 @@ fn a_saved_model_scores_exactly_as_the_trained_one() {
 
     let loaded = LgbmRanker::load(dir.path()).unwrap();
     assert_eq!(loaded.meta.feature_names, features::NAMES);
+    // The query precision is recorded; a model from before the setting reads as float.
+    assert_eq!(loaded.meta.query_precision, Precision::Int8);
+    let mut old: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join(META_FILE)).unwrap()).unwrap();
+    assert_eq!(old.as_object_mut().unwrap().remove("query_precision"), Some("int8".into()));
+    assert_eq!(serde_json::from_value::<ModelMeta>(old).unwrap().query_precision, Precision::Fp32);
     let rows: Vec<features::Row> = logged.iter().flat_map(|q| q.rows.iter().map(|r| r.features)).take(300).collect();
     let flat: Vec<f32> = rows.iter().flatten().copied().collect();
     let in_memory = trained.booster.expect("a LightGBM booster").predict(&flat, features::COUNT as i32, true).unwrap();

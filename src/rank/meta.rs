@@ -69,6 +69,10 @@ pub struct ModelMeta {
     /// dense features mean something else under another.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoder: Option<crate::dense::EncoderIdentity>,
+    /// How that index encoded queries (`[dense] query_precision`); models from before the
+    /// setting existed were trained on float queries.
+    #[serde(default)]
+    pub query_precision: crate::dense::Precision,
 }
 
 impl ModelMeta {

@@ -335,6 +335,9 @@ pub struct TrainOptions {
     /// The encoder identity of the index the rows were logged from (recorded in
     /// `meta.json`; [`train`] fills it in from the vectors it is given).
     pub encoder: Option<crate::dense::EncoderIdentity>,
+    /// How that index encodes queries (recorded in `meta.json`: the dense features of 8-bit
+    /// query vectors differ a little from float ones).
+    pub query_precision: crate::dense::Precision,
     pub show_progress: bool,
 }
 
@@ -351,6 +354,7 @@ impl Default for TrainOptions {
             unjudged_weight: 1.0,
             without: Vec::new(),
             encoder: None,
+            query_precision: crate::dense::Precision::Fp32,
             show_progress: false,
         }
     }
@@ -715,6 +719,7 @@ pub(crate) fn meta(
         rerank_depth: options.rerank_depth,
         without: options.without.clone(),
         encoder: options.encoder.clone(),
+        query_precision: options.query_precision,
     }
 }
 
