@@ -46,11 +46,15 @@ pub struct AnnParams {
     pub m: usize,
     /// How wide the build searches for each product's neighbours.
     pub ef_construction: usize,
+    /// Insert products on every core. Faster, but the threads' race changes a few links
+    /// from one build to the next, and with them the learned rankers trained on the index;
+    /// one at a time (the default), the same catalogue always gives the same graph.
+    pub parallel: bool,
 }
 
 impl Default for AnnParams {
     fn default() -> Self {
-        AnnParams { m: 16, ef_construction: 200 }
+        AnnParams { m: 16, ef_construction: 200, parallel: false }
     }
 }
 
@@ -80,7 +84,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// An HNSW graph whose points are the rows of a [`VectorStore`].
 ///
-/// hnsw_rs builds the graph (in parallel) and reads and writes its files; searches walk
+/// hnsw_rs builds the graph and reads and writes its files; searches walk
 /// `Layers`, a read-only copy of its neighbour lists, over the store's own vectors.
 /// hnsw_rs's search is made for a graph that is still growing: a lock, a reference count
 /// and a hashed set entry for every point it visits. A served graph never changes, so the
@@ -94,14 +98,17 @@ pub struct AnnIndex {
 }
 
 impl AnnIndex {
-    /// Builds the graph over every row of `store` (in parallel); `progress` hears how many
-    /// rows were just inserted.
+    /// Builds the graph over every row of `store` (in parallel if `params` says so);
+    /// `progress` hears how many rows were just inserted.
     pub fn build(store: &VectorStore, params: &AnnParams, progress: &dyn Fn(usize)) -> AnnIndex {
         let m = params.m.clamp(2, 255);
         let graph = Hnsw::new(m, store.len().max(1), MAX_LAYERS, params.ef_construction.max(m), UnitCosine);
         let rows: Vec<(&[f32], usize)> = (0..store.len()).map(|row| (store.vector(row), row)).collect();
         for chunk in rows.chunks(INSERT_CHUNK) {
-            graph.parallel_insert_slice(&chunk.to_vec());
+            match params.parallel {
+                true => graph.parallel_insert_slice(&chunk.to_vec()),
+                false => chunk.iter().for_each(|row| graph.insert_slice(*row)),
+            }
             progress(chunk.len());
         }
         let layers = Layers::of(&graph, store.len()).expect("the graph was built from the store's rows");
@@ -433,9 +440,26 @@ mod tests {
     }
 
     #[test]
+    fn one_at_a_time_the_same_vectors_give_the_same_graph() {
+        let store = store_of(3000, 8, 5);
+        let params = AnnParams { m: 8, ef_construction: 32, parallel: false };
+        let saved: Vec<Vec<Vec<u8>>> = (0..2)
+            .map(|_| {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                AnnIndex::build(&store, &params, &|_| ()).save(dir.path()).expect("saved");
+                let mut files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|f| f.unwrap().path()).collect();
+                files.sort();
+                files.iter().map(|file| std::fs::read(file).unwrap()).collect()
+            })
+            .collect();
+        assert!(!saved[0].is_empty());
+        assert_eq!(saved[0], saved[1], "byte for byte");
+    }
+
+    #[test]
     fn a_saved_graph_loads_and_searches_the_same() {
         let store = store_of(500, 8, 3);
-        let ann = AnnIndex::build(&store, &AnnParams { m: 8, ef_construction: 32 }, &|_| ());
+        let ann = AnnIndex::build(&store, &AnnParams { m: 8, ef_construction: 32, parallel: true }, &|_| ());
         let dir = tempfile::tempdir().expect("a temporary directory");
         ann.save(dir.path()).expect("saved");
         let loaded = AnnIndex::load(dir.path(), store.len()).expect("loaded");
