@@ -11,7 +11,8 @@
 # ca-certificates`, pip and cargo inside the build would refuse the proxy.
 #
 #   scripts/container-bases.sh
-#   CONTAINER_FLAGS="--runtime runc ..." scripts/container-bases.sh   # see scripts/container-check.sh
+# (Hosts where podman needs runc and explicit resource limits: CONTAINERS_CONF, as
+# scripts/container-check.sh's header shows.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,14 +22,11 @@ for tool in podman debootstrap; do
 done
 [ "$(id -u)" = 0 ] || { say "debootstrap needs root"; exit 1; }
 
-# Word splitting is intended: the flags are several words.
-# shellcheck disable=SC2206
-flags=(${CONTAINER_FLAGS:-})
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 say "debootstrap bookworm (minbase) into $work/root"
-debootstrap --variant=minbase bookworm "$work/root" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$work/debootstrap.log" \
+debootstrap --variant=minbase bookworm "$work/root" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$work/debootstrap.log" 2>&1 \
   || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
 changes=(--change 'CMD ["bash"]')
 if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
@@ -52,6 +50,6 @@ RUN curl -sSf https://static.rust-lang.org/rustup/dist/x86_64-unknown-linux-gnu/
  && chmod +x /tmp/rustup-init && /tmp/rustup-init -y --profile minimal --no-modify-path && rm /tmp/rustup-init \
  && rustc --version
 EOF
-podman build "${flags[@]}" --network host -t docker.io/library/rust:1-bookworm -f "$work/Containerfile" "$work" >"$work/build.log" \
+podman build --network host -t docker.io/library/rust:1-bookworm -f "$work/Containerfile" "$work" >"$work/build.log" 2>&1 \
   || { tail -20 "$work/build.log" >&2; exit 1; }
-say "tagged docker.io/library/rust:1-bookworm ($(podman run --rm "${flags[@]}" docker.io/library/rust:1-bookworm rustc --version))"
+say "tagged docker.io/library/rust:1-bookworm ($(podman run --rm docker.io/library/rust:1-bookworm rustc --version))"
