@@ -1,6 +1,8 @@
 //! Metrics agree with trec_eval / ir_measures on a committed fixture of real runs
 //! (see tests/fixtures/eval/make_expected.py for the command that made expected.json).
 
+mod common;
+
 use std::path::PathBuf;
 
 use serde_json::Value;
@@ -9,7 +11,7 @@ use shelf::eval::metrics::NAMES;
 use shelf::eval::trec::{read_qrels, read_run};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/eval").join(name)
+    common::repo_root().join("tests/fixtures/eval").join(name)
 }
 
 fn reader(name: &str) -> std::io::BufReader<std::fs::File> {

@@ -8,8 +8,11 @@ use shelf::catalog::{import_file, Format, ImportOptions};
 use shelf::dense::Encoder;
 use shelf::index::{build_with, fingerprint_file, BuildOptions, IndexConfig};
 
+/// The checkout under test. `cargo test` also sets `CARGO_MANIFEST_DIR` when it runs a test:
+/// that one wins over the path compiled in, because checkouts sharing a target directory (CI's
+/// fresh clones) reuse each other's test binaries when their sources are the same.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }
 
 /// `../shared/data/<name>`, or `None` (with a printed reason) when it is absent.
