@@ -105,9 +105,10 @@ impl AnnIndex {
         let graph = Hnsw::new(m, store.len().max(1), MAX_LAYERS, params.ef_construction.max(m), UnitCosine);
         let rows: Vec<(&[f32], usize)> = (0..store.len()).map(|row| (store.vector(row), row)).collect();
         for chunk in rows.chunks(INSERT_CHUNK) {
-            match params.parallel {
-                true => graph.parallel_insert_slice(&chunk.to_vec()),
-                false => chunk.iter().for_each(|row| graph.insert_slice(*row)),
+            if params.parallel {
+                graph.parallel_insert_slice(&chunk.to_vec());
+            } else {
+                chunk.iter().for_each(|row| graph.insert_slice(*row));
             }
             progress(chunk.len());
         }
