@@ -735,6 +735,12 @@ fn run_search(args: SearchArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&response)?);
     } else {
         print_response(&response);
+        if args.explain && response.results.iter().all(|hit| hit.explain.is_none()) && !response.results.is_empty() {
+            eprintln!(
+                "note: --explain explains a learned ranker's scores; {} has none (try --ranker ltr, neural or ensemble with a model)",
+                response.ranker
+            );
+        }
     }
     Ok(())
 }
@@ -749,6 +755,9 @@ fn print_response(response: &SearchResponse) {
     );
     for hit in &response.results {
         println!("{:>3}. {:>8.3}  {:<10} {}", hit.rank, hit.score, hit.id, hit.title);
+        if let Some(explain) = &hit.explain {
+            print_explanation(explain);
+        }
     }
     if let Some(facets) = &response.facets {
         let show = |counts: &[shelf::search::FacetCount]| {
@@ -756,6 +765,44 @@ fn print_response(response: &SearchResponse) {
         };
         println!("brands: {}", show(&facets.brand));
         println!("categories: {}", show(&facets.category));
+    }
+}
+
+/// One result's `explain` as text: the five features that moved its score most, then the
+/// heads, the ensemble members and the utility terms when the ranker has them.
+fn print_explanation(explain: &serde_json::Value) {
+    let number = |v: &serde_json::Value| v.as_f64().map_or_else(|| "-".to_string(), |x| format!("{x:.3}"));
+    let method = explain["method"].as_str().unwrap_or("?");
+    let top: Vec<String> = explain["top"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            let name = t["feature"].as_str().unwrap_or("?");
+            let value = number(&explain["features"][name]["value"]);
+            format!("{name} {:+.3} (= {value})", t["contribution"].as_f64().unwrap_or(0.0))
+        })
+        .collect();
+    println!("{:16}{method}: bias {}; {}", "", number(&explain["bias"]), top.join(", "));
+    let pairs = |key: &str| -> Option<String> {
+        let map = explain[key].as_object().filter(|m| !m.is_empty())?;
+        Some(map.iter().map(|(name, v)| format!("{name} {}", number(v))).collect::<Vec<_>>().join(", "))
+    };
+    if let Some(members) = pairs("members") {
+        println!("{:16}members: {members}", "");
+    }
+    if let Some(heads) = pairs("heads") {
+        println!("{:16}heads: {heads}", "");
+    }
+    if let Some(terms) = explain["utility"]["terms"].as_array() {
+        let terms: Vec<String> = terms
+            .iter()
+            .map(|t| {
+                let name = t["term"].as_str().unwrap_or("?");
+                format!("{name} {} × {}", number(&t["weight"]), number(&t["value"]))
+            })
+            .collect();
+        println!("{:16}utility: {}", "", terms.join(" + "));
     }
 }
 

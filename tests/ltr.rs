@@ -125,6 +125,37 @@ fn explained_contributions_sum_to_the_score() {
 }
 
 #[test]
+fn the_command_line_prints_explanations_as_text() {
+    let shelf = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_shelf"))
+            .args(["search", "--index", common::demo_index().to_str().unwrap()])
+            .args(["--encoder", common::encoder_dir().to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        (String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
+    };
+    let model = common::demo_model().to_str().unwrap();
+    let args =
+        ["--model", model, "--ranker", "ensemble", "-k", "3", "--explain", "--utility", "relevance:1,rating:0.2"];
+    let (out, _) = shelf(&[&args[..], &["36 in vanity grey"]].concat());
+    // Under each of the three results: how its score was made, the members, heads and utility.
+    for (prefix, count) in
+        [("blend: bias ", 3), ("members: ltr ", 3), ("heads: ", 3), ("utility: relevance 1.000 × ", 3)]
+    {
+        assert_eq!(out.lines().filter(|l| l.trim_start().starts_with(prefix)).count(), count, "{prefix}\n{out}");
+    }
+    // Five features per result, each with its contribution and value.
+    let first = out.lines().find(|l| l.trim_start().starts_with("blend: ")).unwrap();
+    assert_eq!(first.matches(" (= ").count(), 5, "{first}");
+    // A ranker without explanations says so instead of printing nothing.
+    let (out, err) = shelf(&["--ranker", "bm25", "-k", "2", "--explain", "36 in vanity grey"]);
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(err.contains("bm25 has none"), "{err}");
+}
+
+#[test]
 fn the_learned_ranker_beats_its_inputs_on_held_out_demo_queries() {
     let engine = engine();
     let (queries, qrels) = common::demo_judgments();
