@@ -82,6 +82,10 @@ fn a_model_of_another_feature_schema_is_refused_by_name() {
     std::fs::write(dir.path().join(MODEL_FILE), "tree\nnot a model").unwrap();
     let message = LgbmRanker::load(dir.path()).err().expect("refused").to_string();
     assert!(message.contains(MODEL_FILE) && message.contains("retrain"), "{message}");
+    // A NUL byte (a truncated copy, a disk error) is refused the same way.
+    std::fs::write(dir.path().join(MODEL_FILE), "tree\nversion=v4\0\0\0").unwrap();
+    let message = LgbmRanker::load(dir.path()).err().expect("refused").to_string();
+    assert!(message.contains(MODEL_FILE) && message.contains("NUL"), "{message}");
     assert!(matches!(LgbmRanker::load(&dir.path().join("nothing")), Err(ModelError::NotAModel(_))));
     // An engine refuses a damaged model at start, rather than serving something weaker.
     let opened = Engine::open_with(common::demo_index(), &common::encoder_dir(), Some(dir.path()));

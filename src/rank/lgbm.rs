@@ -59,6 +59,10 @@ impl LgbmRanker {
         let load = |name: &str| -> Result<SharedBooster, ModelError> {
             let path = dir.join(name);
             let text = std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?;
+            // LightGBM reads a C string: a NUL byte would end it early (and the binding panics).
+            if text.contains('\0') {
+                return Err(ModelError::corrupt(&path, "a NUL byte in a text model"));
+            }
             let booster = Booster::from_string(&text).map_err(|e| ModelError::corrupt(&path, e))?;
             if booster.num_features() != features::COUNT as i32 {
                 let message = format!("{} features, expected {}", booster.num_features(), features::COUNT);
