@@ -769,9 +769,12 @@ fn print_response(response: &SearchResponse) {
 }
 
 /// One result's `explain` as text: the five features that moved its score most, then the
-/// heads, the ensemble members and the utility terms when the ranker has them.
+/// ensemble members, the heads and the utility terms when the ranker has them.
 fn print_explanation(explain: &serde_json::Value) {
-    let number = |v: &serde_json::Value| v.as_f64().map_or_else(|| "-".to_string(), |x| format!("{x:.3}"));
+    // Three decimals, and no "-0.000" for a value that rounds to nothing.
+    let number = |v: &serde_json::Value| {
+        v.as_f64().map_or_else(|| "-".to_string(), |x| format!("{:.3}", if x.abs() < 5e-4 { 0.0 } else { x }))
+    };
     let method = explain["method"].as_str().unwrap_or("?");
     let top: Vec<String> = explain["top"]
         .as_array()
@@ -1016,6 +1019,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     }
     let ranker = args.ranker.unwrap_or_else(|| engine.default_ranker());
     let queries = in_part(queries, args.part);
+    warn_if_nothing_relevant(&qrels, args.threshold);
     let options = EvalOptions {
         protocol: args.protocol,
         ranker,
@@ -1123,8 +1127,21 @@ fn run_sweep(
     Ok(())
 }
 
+/// A threshold above every grade makes the binary metrics 0 for every query: almost always a
+/// mistaken scale (grades 0–6 against a threshold meant for 0–100, say), so say so.
+fn warn_if_nothing_relevant(qrels: &trec::Qrels, threshold: i32) {
+    let highest = qrels.values().flat_map(|grades| grades.values()).copied().max();
+    if let Some(highest) = highest.filter(|&highest| highest < threshold) {
+        eprintln!(
+            "warning: no judgment reaches --threshold {threshold} (the highest grade is {highest}): \
+             recall, MRR, MAP and precision will be 0"
+        );
+    }
+}
+
 fn run_candidates(args: CandidatesArgs) -> Result<()> {
     let (engine, queries, qrels) = args.judged.load()?;
+    warn_if_nothing_relevant(&qrels, args.threshold);
     let options = EvalOptions {
         ranker: args.ranker,
         threshold: args.threshold,

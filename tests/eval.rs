@@ -72,6 +72,12 @@ fn cli_eval_json_run_file_and_compare_report() {
     let run_a = dir.path().join("bm25.run");
     let output = eval_demo(&["--json", "--run", run_a.to_str().unwrap()]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("warning"));
+    // A threshold above every grade (demo grades are 0–6) is said, not silently all zeros.
+    let above = eval_demo(&["--json", "--threshold", "9"]);
+    assert!(above.status.success());
+    let warned = String::from_utf8_lossy(&above.stderr);
+    assert!(warned.contains("no judgment reaches --threshold 9 (the highest grade is 6)"), "{warned}");
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     for field in
         ["protocol", "ranker", "queries", "ndcg@10", "ndcg@100", "mrr@10", "map", "p@10", "recall@100", "judged@10"]

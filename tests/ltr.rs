@@ -34,6 +34,11 @@ fn a_saved_model_scores_exactly_as_the_trained_one() {
     let refused = train(&logged, None, &TrainOptions { folds: 3, ..TrainOptions::default() }, other.path());
     assert!(refused.err().expect("refused").to_string().contains("not a model directory"));
     assert!(other.path().join("notes.txt").exists());
+    // Nor is a file.
+    let file = other.path().join("notes.txt");
+    let refused = train(&logged, None, &TrainOptions { folds: 3, ..TrainOptions::default() }, &file);
+    assert!(refused.err().expect("refused").to_string().contains("it is a file"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
 
     let loaded = LgbmRanker::load(dir.path()).unwrap();
     assert_eq!(loaded.meta.feature_names, features::NAMES);

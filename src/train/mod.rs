@@ -456,6 +456,12 @@ pub fn train(
 /// Fails unless `out` is absent, empty or a model directory (one with `meta.json`): what
 /// training may replace.
 pub(crate) fn check_replaceable(out: &Path) -> Result<(), TrainError> {
+    if out.exists() && !out.is_dir() {
+        return Err(TrainError::Invalid(format!(
+            "refusing to replace {}: it is a file, not a model directory; choose another --out",
+            out.display()
+        )));
+    }
     if out.exists() && !out.join(META_FILE).exists() && std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some()) {
         return Err(TrainError::Invalid(format!(
             "refusing to replace {}: it exists and is not a model directory; choose another --out",
