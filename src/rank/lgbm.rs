@@ -15,6 +15,7 @@
 //! score.
 
 use std::path::Path;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use lightgbm3::Booster;
 
@@ -31,6 +32,27 @@ const SPLIT_ROWS: usize = 64;
 /// The file of fold `fold`'s model.
 pub fn fold_file(fold: usize) -> String {
     format!("fold-{fold}.txt")
+}
+
+/// LightGBM keeps the thread count of its parallel loops in one process-wide variable, which
+/// every call with parameters sets, and sizes per-thread buffers from it before a loop reads
+/// it again (a prediction's buffers, a training set's bins): a call on another thread that
+/// raises the count in between makes the loop index past its buffers. Training beside
+/// scoring in one process does exactly that (the likely cause of a segfault seen once in the
+/// test suite). Scoring always asks for one thread, so scoring calls may overlap, as they can
+/// only lower the count: they hold this lock shared. Calls that run on more threads
+/// (training, and SHAP contributions, which the binding runs at LightGBM's default) hold it
+/// exclusively.
+static THREAD_COUNT: RwLock<()> = RwLock::new(());
+
+/// Held by a LightGBM call that runs on one thread, or sets no thread count.
+pub(crate) fn one_thread_call() -> RwLockReadGuard<'static, ()> {
+    THREAD_COUNT.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Held by a LightGBM call that may run on several threads.
+pub(crate) fn many_threads_call() -> RwLockWriteGuard<'static, ()> {
+    THREAD_COUNT.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A LightGBM booster that may be shared between threads.
@@ -63,7 +85,10 @@ impl LgbmRanker {
             if text.contains('\0') {
                 return Err(ModelError::corrupt(&path, "a NUL byte in a text model"));
             }
-            let booster = Booster::from_string(&text).map_err(|e| ModelError::corrupt(&path, e))?;
+            let booster = {
+                let _call = one_thread_call();
+                Booster::from_string(&text).map_err(|e| ModelError::corrupt(&path, e))?
+            };
             if booster.num_features() != features::COUNT as i32 {
                 let message = format!("{} features, expected {}", booster.num_features(), features::COUNT);
                 return Err(ModelError::corrupt(&path, message));
@@ -113,6 +138,7 @@ impl LgbmRanker {
         }
         let flat: Vec<f32> = rows.iter().flatten().copied().collect();
         let booster = self.booster_for(query, scoring);
+        let _call = one_thread_call();
         Ok(booster.predict_with_params(&flat, features::COUNT as i32, true, "num_threads=1")?)
     }
 
@@ -123,7 +149,10 @@ impl LgbmRanker {
             return Ok(Vec::new());
         }
         let flat: Vec<f32> = rows.iter().flatten().copied().collect();
-        let values = self.booster_for(query, scoring).predict_contrib(&flat, features::COUNT as i32, true)?;
+        let values = {
+            let _call = many_threads_call();
+            self.booster_for(query, scoring).predict_contrib(&flat, features::COUNT as i32, true)?
+        };
         Ok(values.chunks(features::COUNT + 1).map(<[f64]>::to_vec).collect())
     }
 }

@@ -144,6 +144,7 @@ impl FoldTrainer for LgbmTrainer<'_> {
 
     fn score(&self, model: &Booster, query: usize) -> Result<Vec<f64>, TrainError> {
         let rows: Vec<f32> = self.logged[query].rows.iter().flat_map(|r| r.features).collect();
+        let _call = crate::rank::lgbm::one_thread_call();
         Ok(model.predict_with_params(&rows, features::COUNT as i32, true, "num_threads=1")?)
     }
 
@@ -204,13 +205,17 @@ fn fit_booster(
         Objective::Pointwise => (Targets::EngagementRates, Targets::EngagementRates),
     };
     write_lightgbm_file(logged, fit, targets, &train_path)?;
+    let valid_path = work.join("valid.tsv");
+    if let Some(valid) = valid {
+        write_lightgbm_file(logged, valid, valid_targets, &valid_path)?;
+    }
+    // Loading the data and boosting run on every core.
+    let _call = crate::rank::lgbm::many_threads_call();
     let mut train = Dataset::from_file(&train_path.to_string_lossy())?;
     train.set_feature_names(&names)?;
     let params = options.lgbm.lightgbm(options.seed, rounds, valid.is_some());
     let booster = match valid {
-        Some(valid) => {
-            let valid_path = work.join("valid.tsv");
-            write_lightgbm_file(logged, valid, valid_targets, &valid_path)?;
+        Some(_) => {
             let valid = Dataset::from_file_with_reference(&valid_path.to_string_lossy(), Some(&train))?;
             Booster::train_with_valid(train, Some(valid), &params)?
         }
