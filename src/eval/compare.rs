@@ -71,6 +71,9 @@ pub struct Comparison {
     pub metric: String,
     pub names: (String, String),
     pub queries: usize,
+    /// Of those queries, how many each run has no results for (they score 0 there).
+    pub missing_a: usize,
+    pub missing_b: usize,
     pub mean_a: Metrics,
     pub mean_b: Metrics,
     /// Queries where B scored higher, lower, the same.
@@ -109,6 +112,8 @@ pub fn compare(
     if in_either.is_empty() {
         return Err("no judged query appears in either run (do the qids match the qrels?)".into());
     }
+    let missing = |run: &Run| in_either.keys().filter(|q| !run.contains_key(*q)).count();
+    let (missing_a, missing_b) = (missing(a), missing(b));
     let per_a = evaluate_run(a, &in_either, options.threshold, true);
     let per_b = evaluate_run(b, &in_either, options.threshold, true);
     let value = |m: &Metrics| m.get(&options.metric).unwrap_or(0.0);
@@ -132,6 +137,8 @@ pub fn compare(
         metric: options.metric.clone(),
         names: options.names.clone(),
         queries: deltas.len(),
+        missing_a,
+        missing_b,
         mean_a: Metrics::mean(per_a.values()),
         mean_b: Metrics::mean(per_b.values()),
         wins: differences.iter().filter(|d| **d > TIE).count(),
@@ -200,11 +207,28 @@ impl Comparison {
         NAMES.iter().map(|n| (*n, self.mean_a.get(n).unwrap_or(0.0), self.mean_b.get(n).unwrap_or(0.0))).collect()
     }
 
+    /// Says when the runs do not answer the same queries: a query a run misses scores 0
+    /// there, which is usually two runs of different query sets rather than a ranking change.
+    fn missing_note(&self) -> Option<String> {
+        let (a, b) = &self.names;
+        let mut parts = Vec::new();
+        for (name, missing) in [(a, self.missing_a), (b, self.missing_b)] {
+            if missing > 0 {
+                parts.push(format!("{name} has no results for {missing} of them"));
+            }
+        }
+        (!parts.is_empty()).then(|| format!("{}; they score 0 there", parts.join(", ")))
+    }
+
     /// A plain-text report for the terminal.
     pub fn text(&self) -> String {
         let (a, b) = &self.names;
         let mut out = String::new();
-        let _ = writeln!(out, "{} judged queries; A = {a}, B = {b}\n", self.queries);
+        let _ = writeln!(out, "{} judged queries; A = {a}, B = {b}", self.queries);
+        if let Some(note) = self.missing_note() {
+            let _ = writeln!(out, "warning: {note}");
+        }
+        let _ = writeln!(out);
         let _ = writeln!(out, "{:<12} {:>8} {:>8} {:>9}", "metric", "A", "B", "B - A");
         for (name, va, vb) in self.metric_rows() {
             let _ = writeln!(out, "{name:<12} {va:>8.4} {vb:>8.4} {:>+9.4}", vb - va);
@@ -239,6 +263,9 @@ impl Comparison {
         let mut out = String::new();
         let _ = writeln!(out, "## Ranking comparison: `{a}` → `{b}`\n");
         let _ = writeln!(out, "{} judged queries.\n", self.queries);
+        if let Some(note) = self.missing_note() {
+            let _ = writeln!(out, "**Warning:** {note}\n");
+        }
         let _ = writeln!(out, "| metric | {a} | {b} | Δ |\n| --- | ---: | ---: | ---: |");
         for (name, va, vb) in self.metric_rows() {
             let _ = writeln!(out, "| {name} | {va:.4} | {vb:.4} | {:+.4} |", vb - va);
@@ -348,6 +375,25 @@ mod tests {
         assert!(randomization_test(&consistent, 2000) < 0.001);
         let noisy: Vec<f64> = (0..40).map(|i| if i % 2 == 0 { 0.1 } else { -0.1 }).collect();
         assert!(randomization_test(&noisy, 2000) > 0.5);
+    }
+
+    #[test]
+    fn queries_one_run_misses_are_counted_and_said() {
+        let qrels: Qrels = [("q1", "d1"), ("q2", "d2"), ("q3", "d3")]
+            .into_iter()
+            .map(|(q, d)| (q.to_string(), [(d.to_string(), 2)].into_iter().collect()))
+            .collect();
+        let run = |queries: &[&str]| -> Run {
+            queries.iter().map(|q| (q.to_string(), vec![(format!("d{}", &q[1..]), 1.0)])).collect()
+        };
+        let options = Options { names: ("full".into(), "part".into()), ..Default::default() };
+        let both = compare(&run(&["q1", "q2", "q3"]), &run(&["q1"]), &qrels, &HashMap::new(), &options).unwrap();
+        assert_eq!((both.queries, both.missing_a, both.missing_b), (3, 0, 2));
+        assert!(both.text().contains("warning: part has no results for 2 of them; they score 0 there"));
+        assert!(both.markdown().contains("**Warning:** part has no results for 2 of them"));
+        let same = compare(&run(&["q1", "q2"]), &run(&["q1", "q2"]), &qrels, &HashMap::new(), &options).unwrap();
+        assert_eq!((same.missing_a, same.missing_b), (0, 0));
+        assert!(!same.text().contains("warning"));
     }
 
     #[test]
