@@ -46,8 +46,15 @@ pub fn fold_file(fold: usize) -> String {
 static THREAD_COUNT: RwLock<()> = RwLock::new(());
 
 /// Held by a LightGBM call that runs on one thread, or sets no thread count.
-pub(crate) fn one_thread_call() -> RwLockReadGuard<'static, ()> {
+fn one_thread_call() -> RwLockReadGuard<'static, ()> {
     THREAD_COUNT.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Scores rows on one thread under the shared lock: the only way shelf scores with LightGBM,
+/// so every scoring call keeps the promise the shared lock rests on.
+pub(crate) fn predict_on_one_thread(booster: &Booster, flat: &[f32]) -> Result<Vec<f64>, lightgbm3::Error> {
+    let _call = one_thread_call();
+    booster.predict_with_params(flat, features::COUNT as i32, true, "num_threads=1")
 }
 
 /// Held by a LightGBM call that may run on several threads.
@@ -137,9 +144,7 @@ impl LgbmRanker {
             return Ok(scores);
         }
         let flat: Vec<f32> = rows.iter().flatten().copied().collect();
-        let booster = self.booster_for(query, scoring);
-        let _call = one_thread_call();
-        Ok(booster.predict_with_params(&flat, features::COUNT as i32, true, "num_threads=1")?)
+        Ok(predict_on_one_thread(self.booster_for(query, scoring), &flat)?)
     }
 
     /// Per-feature SHAP contributions of each row, plus the bias last: each row's values

@@ -144,8 +144,7 @@ impl FoldTrainer for LgbmTrainer<'_> {
 
     fn score(&self, model: &Booster, query: usize) -> Result<Vec<f64>, TrainError> {
         let rows: Vec<f32> = self.logged[query].rows.iter().flat_map(|r| r.features).collect();
-        let _call = crate::rank::lgbm::one_thread_call();
-        Ok(model.predict_with_params(&rows, features::COUNT as i32, true, "num_threads=1")?)
+        Ok(crate::rank::lgbm::predict_on_one_thread(model, &rows)?)
     }
 
     fn save(&self, model: &Booster, dir: &Path, fold: Option<usize>) -> Result<(), TrainError> {
