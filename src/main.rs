@@ -817,25 +817,37 @@ fn search_many(engine: &Engine, path: &Path, request: impl Fn(String) -> SearchR
         bail!("{} holds no queries", path.display());
     }
     let mut millis = Vec::with_capacity(queries.len());
-    let mut empty = 0;
-    for (_, text) in &queries {
+    let (mut empty, mut refused) = (0, 0);
+    for (qid, text) in &queries {
         let started = Instant::now();
-        let response = engine.search(&request(text.clone()))?;
+        // A query the engine refuses (blank, too long) is counted and named, not timed: one
+        // odd line of a query log should not end the run.
+        let response = match engine.search(&request(text.clone())) {
+            Err(shelf::engine::SearchError::InvalidRequest(why)) => {
+                eprintln!("warning: query {qid} skipped: {why}");
+                refused += 1;
+                continue;
+            }
+            answer => answer?,
+        };
         millis.push(started.elapsed().as_secs_f64() * 1e3);
         empty += usize::from(response.results.is_empty());
     }
+    if millis.is_empty() {
+        bail!("every query of {} was refused (see the warnings above)", path.display());
+    }
+    let timed = millis.len();
     let at = shelf::latency::Summary::of(millis);
     let summary = serde_json::json!({
-        "queries": queries.len(), "no_results": empty,
+        "queries": timed, "refused": refused, "no_results": empty,
         "p50_ms": at.p50, "p95_ms": at.p95, "p99_ms": at.p99, "max_ms": at.max, "mean_ms": at.mean,
     });
     if json {
         println!("{summary}");
     } else {
         println!(
-            "{} queries ({} without results): p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            queries.len(),
-            empty,
+            "{timed} queries ({empty} without results{}): p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            if refused > 0 { format!("; {refused} refused") } else { String::new() },
             at.p50,
             at.p95,
             at.p99,

@@ -247,6 +247,12 @@ impl SearchRequest {
         if self.query.trim().is_empty() {
             return Err("q must not be empty".into());
         }
+        if is_blank(&self.query) {
+            // Control and zero-width characters (a NUL from a broken client, a pasted U+200B)
+            // match no word, and the encoder would place them anywhere: better said than
+            // answered with arbitrary neighbours.
+            return Err("q has no visible characters (only control or zero-width ones)".into());
+        }
         if self.query.len() > MAX_QUERY_BYTES {
             return Err(format!("q is {} bytes long; the limit is {MAX_QUERY_BYTES}", self.query.len()));
         }
@@ -262,6 +268,20 @@ impl SearchRequest {
         }
         self.filters.validate()
     }
+}
+
+/// Whether a query has nothing to search for: no character a shopper can see. Evaluation and
+/// training skip such queries as they skip empty ones; a search request is refused.
+pub fn is_blank(query: &str) -> bool {
+    !query.chars().any(visible)
+}
+
+/// Whether `c` is something a shopper can see: not whitespace, a control character or one
+/// of Unicode's invisible format characters (zero-width spaces and joiners, the byte-order
+/// mark, the soft hyphen).
+fn visible(c: char) -> bool {
+    let invisible_format = matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}');
+    !(c.is_whitespace() || c.is_control() || invisible_format)
 }
 
 /// The rank and score a result had in one candidate source.
@@ -434,6 +454,11 @@ mod tests {
     fn request_limits() {
         assert!(SearchRequest::new("chair").validate().is_ok());
         assert!(SearchRequest::new("  ").validate().is_err());
+        for invisible in ["\0\0", "\u{200B}\u{200B}", " \u{FEFF}\t"] {
+            let error = SearchRequest::new(invisible).validate().unwrap_err();
+            assert!(error.contains("no visible characters"), "{invisible:?}: {error}");
+        }
+        assert!(SearchRequest::new("\u{FEFF}chair\0").validate().is_ok(), "visible words around them are kept");
         assert!(SearchRequest::new("chair").with_k(0).validate().is_err());
         assert!(SearchRequest::new("chair").with_k(MAX_K + 1).validate().is_err());
         assert!("BM25".parse::<RankerKind>().is_ok());

@@ -42,6 +42,16 @@ fn index_and_search_from_the_command_line() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("A4") && !text.contains("A1"), "{text}");
 
+    // A query log with an odd line: the line is named and skipped, the others are timed.
+    let queries = dir.path().join("queries.tsv");
+    std::fs::write(&queries, "q1\tsofa\nq2\t\u{200B}\u{0}\nq3\tdesk\n").unwrap();
+    let output = shelf(&["search", "--index", out.to_str().unwrap(), "--queries", queries.to_str().unwrap(), "--json"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let timed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!((timed["queries"].as_u64(), timed["refused"].as_u64()), (Some(2), Some(1)), "{timed}");
+    let warning = String::from_utf8_lossy(&output.stderr);
+    assert!(warning.contains("query q2 skipped") && warning.contains("no visible characters"), "{warning}");
+
     // --on-error stop names the bad line and fails.
     let output = shelf(&[
         "index",

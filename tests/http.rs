@@ -291,6 +291,12 @@ async fn bad_input_gets_4xx_with_an_error_object_and_the_server_stays_up() {
     let cases: Vec<(&str, Option<String>, StatusCode, &str)> = vec![
         ("missing q", Some("/search".into()), StatusCode::BAD_REQUEST, "invalid_request"),
         ("empty q", Some("/search?q=".into()), StatusCode::BAD_REQUEST, "invalid_request"),
+        (
+            "q of NULs and zero-width spaces",
+            Some("/search?q=%00%E2%80%8B".into()),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
         ("k=0", Some("/search?q=sofa&k=0".into()), StatusCode::BAD_REQUEST, "invalid_request"),
         ("huge k", Some("/search?q=sofa&k=1000000".into()), StatusCode::BAD_REQUEST, "invalid_request"),
         ("k not a number", Some("/search?q=sofa&k=ten".into()), StatusCode::BAD_REQUEST, "invalid_request"),
