@@ -70,7 +70,28 @@ impl Distance<f32> for UnitCosine {
 }
 
 /// Dot product in eight independent lanes, which the compiler turns into SIMD.
+///
+/// On a CPU with AVX2 the same lanes run as one 256-bit register instead of two 128-bit ones
+/// (the baseline x86-64 target has only SSE2): the same operations in the same order, so the
+/// same result to the bit. A Home Depot query's graph walk (ef 200, `shelf ann-recall`,
+/// alternating) fell from p50 1.50 / 1.53 ms to 1.21 / 1.38 ms.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, the only requirement of `dot_avx2`.
+        return unsafe { dot_avx2(a, b) };
+    }
+    dot_lanes(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    dot_lanes(a, b)
+}
+
+#[inline(always)]
+fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 8];
     let (chunks_a, chunks_b) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = chunks_a.remainder().iter().zip(chunks_b.remainder()).map(|(x, y)| x * y).sum();
