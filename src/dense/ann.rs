@@ -418,6 +418,15 @@ mod tests {
         assert!((dot(&a, &b) - plain).abs() < 1e-5);
     }
 
+    #[test]
+    fn dot_gives_the_same_bits_on_every_instruction_set() {
+        let store = store_of(50, 384, 3);
+        for row in 1..store.len() {
+            let (a, b) = (store.vector(0), store.vector(row));
+            assert_eq!(dot(a, b).to_bits(), dot_lanes(a, b).to_bits());
+        }
+    }
+
     /// `count` random unit vectors of `dim` dimensions.
     fn store_of(count: usize, dim: usize, seed: u64) -> VectorStore {
         use rand::{Rng, SeedableRng};
