@@ -247,7 +247,7 @@ impl SearchRequest {
         if self.query.trim().is_empty() {
             return Err("q must not be empty".into());
         }
-        if is_blank(&self.query) {
+        if crate::lexical::text::is_blank(&self.query) {
             // Control and zero-width characters (a NUL from a broken client, a pasted U+200B)
             // match no word, and the encoder would place them anywhere: better said than
             // answered with arbitrary neighbours.
@@ -268,20 +268,6 @@ impl SearchRequest {
         }
         self.filters.validate()
     }
-}
-
-/// Whether a query has nothing to search for: no character a shopper can see. Evaluation and
-/// training skip such queries as they skip empty ones; a search request is refused.
-pub fn is_blank(query: &str) -> bool {
-    !query.chars().any(visible)
-}
-
-/// Whether `c` is something a shopper can see: not whitespace, a control character or one
-/// of Unicode's invisible format characters (zero-width spaces and joiners, the byte-order
-/// mark, the soft hyphen).
-fn visible(c: char) -> bool {
-    let invisible_format = matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}');
-    !(c.is_whitespace() || c.is_control() || invisible_format)
 }
 
 /// The rank and score a result had in one candidate source.

@@ -62,6 +62,9 @@ impl Product {
         if self.title.is_empty() {
             return Err("title: missing or empty".into());
         }
+        if crate::lexical::text::is_blank(&self.title) {
+            return Err("title: only control or zero-width characters".into());
+        }
         for text in [&mut self.description, &mut self.brand, &mut self.category, &mut self.image_url] {
             if let Some(value) = text.as_deref() {
                 let tidy = collapse_whitespace(value);
@@ -305,6 +308,7 @@ mod tests {
         assert!(read(json!({"id": "x", "title": "t", "in_stock": "maybe"})).unwrap_err().starts_with("in_stock"));
         assert!(read(json!({"id": ["x"], "title": "t"})).unwrap_err().starts_with("id"));
         assert!(read(json!({"id": "x", "title": "   "})).unwrap_err().starts_with("title"));
+        assert!(read(json!({"id": "x", "title": "\u{200B}\u{0}"})).unwrap_err().contains("zero-width"));
         assert!(read(json!({"title": "no id"})).unwrap_err().starts_with("id"));
     }
 

@@ -325,7 +325,7 @@ pub fn served(
     k: usize,
 ) -> Result<Comparison, EvalError> {
     let judged: Vec<&(String, String)> =
-        queries.iter().filter(|(qid, text)| qrels.contains_key(qid) && !crate::search::is_blank(text)).collect();
+        queries.iter().filter(|(qid, text)| qrels.contains_key(qid) && !crate::lexical::text::is_blank(text)).collect();
     if judged.is_empty() {
         return Err(EvalError::NothingJudged);
     }

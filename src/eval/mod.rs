@@ -247,7 +247,7 @@ fn rank(
 ) -> Result<Vec<(String, f64)>, SearchError> {
     let mut ranking: Vec<(String, f64)> = match options.protocol {
         Protocol::Retrieve => {
-            if crate::search::is_blank(text) {
+            if crate::lexical::text::is_blank(text) {
                 return Ok(Vec::new());
             }
             let mut request = SearchRequest::new(text).with_k(RETRIEVE_DEPTH);

@@ -1,5 +1,19 @@
 //! Text preparation shared by indexing and querying, so both sides see the same terms.
 
+/// Whether `text` has nothing a shopper can see: a query of it is refused (evaluation and
+/// training skip it, as they skip an empty one), a product titled with it is not imported.
+pub fn is_blank(text: &str) -> bool {
+    !text.chars().any(visible)
+}
+
+/// Whether `c` is something a shopper can see: not whitespace, a control character or one
+/// of Unicode's invisible format characters (zero-width spaces and joiners, the byte-order
+/// mark, the soft hyphen).
+fn visible(c: char) -> bool {
+    let invisible_format = matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}');
+    !(c.is_whitespace() || c.is_control() || invisible_format)
+}
+
 /// Adds the letter and digit runs of mixed words: `"36in SC-141"` becomes
 /// `"36in 36 in SC 141"` (the tokenizer splits on `-`), so "36 in" finds "36in" and
 /// "36in" finds "36 in.". Used for the unstemmed title field.

@@ -162,7 +162,7 @@ pub fn log_features(
     options: &LogOptions,
 ) -> Result<Vec<LoggedQuery>, TrainError> {
     let judged: Vec<&(String, String)> =
-        queries.iter().filter(|(qid, text)| qrels.contains_key(qid) && !crate::search::is_blank(text)).collect();
+        queries.iter().filter(|(qid, text)| qrels.contains_key(qid) && !crate::lexical::text::is_blank(text)).collect();
     if judged.is_empty() {
         return Err(TrainError::NothingJudged);
     }
