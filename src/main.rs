@@ -263,6 +263,9 @@ struct AnnRecallArgs {
     /// ef_search values to try (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "50,100,200,400")]
     ef: Vec<usize>,
+    /// Walk precisions to try for each ef (comma-separated: fp32, int8).
+    #[arg(long, value_delimiter = ',', default_value = "fp32,int8")]
+    walk: Vec<dense::Precision>,
     #[arg(long)]
     json: bool,
 }
@@ -1460,14 +1463,15 @@ fn run_ann_recall(args: AnnRecallArgs) -> Result<()> {
     engine.embed_queries(&texts, &|_| {})?;
     let vectors = texts.iter().map(|text| engine.embed_query(text)).collect::<Result<Vec<_>, _>>()?;
     let vectors: Vec<&[f32]> = vectors.iter().map(|v| v.as_ref()).collect();
-    for ef in args.ef {
-        let report = dense::ann::measure_recall(store, &vectors, args.k, ef);
+    for (ef, walk) in args.ef.iter().flat_map(|ef| args.walk.iter().map(move |walk| (*ef, *walk))) {
+        let report = dense::ann::measure_recall(store, &vectors, args.k, ef, walk);
         if args.json {
             println!("{}", serde_json::to_string(&report)?);
         } else {
             println!(
-                "ef_search {:>4}: recall@{} {:.4} over {} queries; ANN p50 {:.3} ms, p95 {:.3} ms; exact p50 {:.3} ms",
+                "ef_search {:>4}, {} walk: recall@{} {:.4} over {} queries; ANN p50 {:.3} ms, p95 {:.3} ms; exact p50 {:.3} ms",
                 report.ef_search,
+                report.walk,
                 report.k,
                 report.recall,
                 report.queries,

@@ -4,7 +4,7 @@
 mod common;
 
 use shelf::catalog::{import_file, Format, ImportOptions};
-use shelf::dense::Encoder;
+use shelf::dense::{Encoder, Precision};
 use shelf::engine::{Engine, SearchError};
 use shelf::index::{build_with, BuildOptions};
 use shelf::search::{RankerKind, SearchRequest};
@@ -145,9 +145,41 @@ fn the_hnsw_graph_finds_what_exact_search_finds() {
     engine.embed_queries(&texts, &|_| {}).unwrap();
     let vectors: Vec<_> = texts.iter().map(|text| engine.embed_query(text).unwrap()).collect();
     let vectors: Vec<&[f32]> = vectors.iter().map(|v| v.as_ref()).collect();
-    let report = shelf::dense::ann::measure_recall(store, &vectors, 100, 200);
-    assert!(report.recall >= 0.98, "recall@100 at ef 200: {:.4}", report.recall);
-    assert_eq!(report.queries, 200);
+    let float = shelf::dense::ann::measure_recall(store, &vectors, 100, 200, Precision::Fp32);
+    assert!(float.recall >= 0.98, "recall@100 at ef 200: {:.4}", float.recall);
+    assert_eq!(float.queries, 200);
+    // Guided by 8-bit vectors, the walk keeps the float walk's recall.
+    let int8 = shelf::dense::ann::measure_recall(store, &vectors, 100, 200, Precision::Int8);
+    assert!(int8.recall >= float.recall - 0.005, "8-bit walk {:.4}, float {:.4}", int8.recall, float.recall);
+}
+
+/// `walk = "int8"` in an index's config guides the graph walk by 8-bit vectors (no rebuild):
+/// the results keep their float cosines, and the same products come first.
+#[test]
+fn an_index_can_walk_its_graph_in_8_bits() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("index");
+    common::copy_dir(common::demo_index(), &copy);
+    let config = std::fs::read_to_string(copy.join("config.toml")).unwrap();
+    assert!(config.contains("walk = \"fp32\""), "a built index writes the default down");
+    std::fs::write(copy.join("config.toml"), config.replace("walk = \"fp32\"", "walk = \"int8\"")).unwrap();
+    let (float, int8) = (engine(), Engine::open_with_encoder(&copy, &common::encoder_dir()).unwrap());
+    assert_eq!(int8.index().config.dense.walk, Precision::Int8);
+    let (queries, _) = common::demo_judgments();
+    let (mut shared, mut shown) = (0, 0);
+    for (_, query) in queries.iter().take(50) {
+        let results = |engine: &Engine| engine.search(&request(query, RankerKind::Dense, 10)).unwrap().results;
+        let (expected, found) = (results(&float), results(&int8));
+        for hit in &found {
+            let cosine = hit.sources.dense.expect("a dense result has its cosine").score;
+            if let Some(same) = expected.iter().find(|e| e.id == hit.id) {
+                assert_eq!(same.sources.dense.unwrap().score, cosine, "{query}: {} keeps its float cosine", hit.id);
+                shared += 1;
+            }
+        }
+        shown += expected.len();
+    }
+    assert!(shared as f64 >= 0.97 * shown as f64, "{shared} of {shown} float results found by the 8-bit walk");
 }
 
 #[test]

@@ -89,6 +89,9 @@ pub struct DenseConfig {
     /// How queries are encoded; products are always encoded in float, so changing this
     /// needs no rebuild.
     pub query_precision: Precision,
+    /// The arithmetic of the graph walk's similarities (see [`AnnIndex::nearest_rows`]);
+    /// the products it finds always get their float cosines.
+    pub walk: Precision,
 }
 
 impl Default for DenseConfig {
@@ -99,13 +102,15 @@ impl Default for DenseConfig {
             ann: AnnParams::default(),
             text: vec![TextPart::Title, TextPart::Brand, TextPart::Category],
             query_precision: Precision::Fp32,
+            walk: Precision::Fp32,
         }
     }
 }
 
-/// The arithmetic of the encoder's matrix products for queries.
+/// The arithmetic of a step of dense search: the encoder's matrix products for queries
+/// (`query_precision`), or the similarities that guide the graph walk (`walk`).
 ///
-/// `int8` runs each weight matrix quantised to 8 bits per output column (`model.int8.onnx`,
+/// For queries, `int8` runs each weight matrix quantised to 8 bits per output column (`model.int8.onnx`,
 /// made by `shelf model fetch`): a query encodes about 2× faster on one core, its vector is
 /// within cosine 0.99 of the float one on average, and product vectors stay float. The
 /// README's "8-bit queries" gives its measured effect on nDCG@10 and ANN recall.

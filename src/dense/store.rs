@@ -168,7 +168,7 @@ impl VectorStore {
     pub fn search(&self, query: &[f32], k: usize, config: &DenseConfig) -> Vec<(usize, f32)> {
         match &self.ann {
             Some(ann) if config.search == DenseSearch::Ann && k.saturating_mul(4) < self.len() => {
-                ann.nearest_rows(self, query, k, config.ef_search)
+                ann.nearest_rows(self, query, k, config.ef_search, config.walk)
             }
             _ => self.nearest(query, k),
         }
@@ -241,7 +241,10 @@ impl VectorStore {
         let centroids =
             if categories.is_empty() { Vec::new() } else { floats(CENTROIDS, categories.len(), "centroids")? };
         let by_id = rows.iter().enumerate().map(|(row, r)| (r.id.clone(), row)).collect();
-        let ann = if AnnIndex::exists(dir) { Some(AnnIndex::load(dir, rows.len())?) } else { None };
-        Ok(VectorStore { identity, rows, data, by_id, ann, categories, centroids })
+        let mut store = VectorStore { identity, rows, data, by_id, ann: None, categories, centroids };
+        if AnnIndex::exists(dir) {
+            store.ann = Some(AnnIndex::load(dir, &store)?);
+        }
+        Ok(store)
     }
 }

@@ -67,6 +67,9 @@ mod tests {
         let int8: IndexConfig = toml::from_str("[dense]\nquery_precision = \"int8\"\n").unwrap();
         assert_eq!(int8.dense.query_precision, crate::dense::Precision::Int8);
         assert!(toml::from_str::<IndexConfig>("[dense]\nquery_precision = \"int4\"\n").is_err());
+        assert_eq!(IndexConfig::default().dense.walk, crate::dense::Precision::Fp32);
+        let int8_walk: IndexConfig = toml::from_str("[dense]\nwalk = \"int8\"\n").unwrap();
+        assert_eq!(int8_walk.dense.walk, crate::dense::Precision::Int8);
         let round_trip: IndexConfig = toml::from_str(&IndexConfig::default().to_toml()).unwrap();
         assert_eq!(round_trip, IndexConfig::default());
         // The checkout running the test (cargo sets it at run time too), not only the one compiled.
