@@ -15,6 +15,12 @@ use shelf::search::{Filters, RankerKind, SearchRequest, SearchResponse, DEFAULT_
 use shelf::train::Objective;
 use shelf::{demo, dense, server};
 
+/// A search allocates many small, short-lived values (candidates, their ids and sources,
+/// stored products, feature rows) on several threads at once; mimalloc serves those from
+/// per-thread pages instead of glibc's shared arenas.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// shelf: product search with learned ranking.
 #[derive(Parser)]
 #[command(name = "shelf", version, about, propagate_version = true)]
