@@ -23,6 +23,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use hnsw_rs::hnswio::HnswIo;
 use hnsw_rs::prelude::{AnnT, Distance, Hnsw};
@@ -117,8 +118,9 @@ pub struct AnnIndex {
     built: Option<Hnsw<'static, f32, UnitCosine>>,
     layers: Layers,
     /// The store's vectors in 8 bits, for a walk that reads a quarter of the bytes (21 MB
-    /// for Home Depot's 54,667 products, made at load in a few milliseconds).
-    codes: Codes,
+    /// for Home Depot's 54,667 products): made by [`AnnIndex::prepare`] when an index is
+    /// opened to walk in 8 bits, else at the first such walk.
+    codes: OnceLock<Codes>,
 }
 
 impl AnnIndex {
@@ -137,7 +139,19 @@ impl AnnIndex {
             progress(chunk.len());
         }
         let layers = Layers::of(&graph, store.len()).expect("the graph was built from the store's rows");
-        AnnIndex { built: Some(graph), layers, codes: Codes::of(store) }
+        AnnIndex { built: Some(graph), layers, codes: OnceLock::new() }
+    }
+
+    /// Makes now what a walk of `walk`'s precision over `store` needs, so that the first
+    /// search does not pay for it.
+    pub fn prepare(&self, store: &VectorStore, walk: Precision) {
+        if walk == Precision::Int8 {
+            self.codes(store);
+        }
+    }
+
+    fn codes(&self, store: &VectorStore) -> &Codes {
+        self.codes.get_or_init(|| Codes::of(store))
     }
 
     /// How many products the graph links.
@@ -155,8 +169,8 @@ impl AnnIndex {
     ///
     /// The walk is bound by memory: each step reads the vectors of a product's neighbours.
     /// An 8-bit walk (`[dense] walk = "int8"`) reads a quarter of the bytes, then gives the
-    /// products it kept their float cosines and order: on Home Depot (ef 200) 20–25 % faster
-    /// per query, recall@100 against exact search 0.9814 against 0.9815, and the same dense
+    /// products it kept their float cosines and order: on Home Depot (ef 200) 6–25 % faster
+    /// per query (more when memory is busy), recall@100 against exact search 0.9814 against 0.9815, and the same dense
     /// nDCG@10 on 9,335 of 9,341 queries. The few products it finds differently still change
     /// what a learned ranker is trained on, so float stays the default.
     pub fn nearest_rows(
@@ -175,10 +189,11 @@ impl AnnIndex {
         let mut found = match walk {
             Precision::Fp32 => self.layers.search(exact, |row| prefetch(vector(row)), ef.max(k)),
             Precision::Int8 => {
-                let (codes, scale) = quantize(query);
+                let (query_codes, scale) = quantize(query);
+                let codes = self.codes(store);
                 let mut found = self.layers.search(
-                    |row| self.codes.similarity(row, &codes, scale),
-                    |row| prefetch(self.codes.row(row)),
+                    |row| codes.similarity(row, &query_codes, scale),
+                    |row| prefetch(codes.row(row)),
                     ef.max(k),
                 );
                 // The walk chose the products; their order and cosines are the float ones.
@@ -215,9 +230,8 @@ impl AnnIndex {
         dir.join(format!("{BASENAME}.hnsw.graph")).exists()
     }
 
-    /// Loads the graph saved in `dir`, which must describe `rows` products.
-    pub fn load(dir: &Path, store: &VectorStore) -> Result<AnnIndex, DenseError> {
-        let rows = store.len();
+    /// Loads the graph saved in `dir`, which must link the `rows` products of a store.
+    pub fn load(dir: &Path, rows: usize) -> Result<AnnIndex, DenseError> {
         let damaged = |what: String| {
             DenseError::Model(format!("the HNSW graph in {} is damaged ({what}); rebuild the index", dir.display()))
         };
@@ -240,7 +254,7 @@ impl AnnIndex {
             return Err(damaged(format!("{} points for {rows} vectors", graph.get_nb_point())));
         }
         let layers = Layers::of(&graph, rows).ok_or_else(|| damaged(format!("point ids beyond the {rows} vectors")))?;
-        Ok(AnnIndex { built: None, layers, codes: Codes::of(store) })
+        Ok(AnnIndex { built: None, layers, codes: OnceLock::new() })
     }
 }
 
@@ -647,8 +661,12 @@ mod tests {
         let ann = AnnIndex::build(&store, &AnnParams { m: 8, ef_construction: 32, parallel: true }, &|_| ());
         let dir = tempfile::tempdir().expect("a temporary directory");
         ann.save(dir.path()).expect("saved");
-        let loaded = AnnIndex::load(dir.path(), &store).expect("loaded");
+        let loaded = AnnIndex::load(dir.path(), store.len()).expect("loaded");
         assert!(loaded.save(dir.path()).is_err(), "a loaded graph is not written back");
+        loaded.prepare(&store, Precision::Fp32);
+        assert!(loaded.codes.get().is_none(), "a float walk needs no 8-bit copy");
+        loaded.prepare(&store, Precision::Int8);
+        assert!(loaded.codes.get().is_some(), "made before the first 8-bit search");
         for q in 0..20 {
             let query = store.vector(q * 7);
             for walk in [Precision::Fp32, Precision::Int8] {
@@ -657,7 +675,7 @@ mod tests {
                 assert_eq!(found[0].0, q * 7, "a product is its own nearest");
             }
         }
-        assert!(AnnIndex::load(dir.path(), &store_of(501, 8, 3)).is_err(), "a graph of other vectors is refused");
+        assert!(AnnIndex::load(dir.path(), store.len() + 1).is_err(), "a graph of other vectors is refused");
     }
 
     #[test]

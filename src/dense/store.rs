@@ -158,6 +158,14 @@ impl VectorStore {
         self.ann = Some(AnnIndex::build(self, params, progress));
     }
 
+    /// Makes now what searches walking the graph in `walk`'s precision need (see
+    /// [`AnnIndex::prepare`]).
+    pub fn prepare_walk(&self, walk: super::Precision) {
+        if let Some(ann) = &self.ann {
+            ann.prepare(self, walk);
+        }
+    }
+
     pub fn has_ann(&self) -> bool {
         self.ann.is_some()
     }
@@ -241,10 +249,7 @@ impl VectorStore {
         let centroids =
             if categories.is_empty() { Vec::new() } else { floats(CENTROIDS, categories.len(), "centroids")? };
         let by_id = rows.iter().enumerate().map(|(row, r)| (r.id.clone(), row)).collect();
-        let mut store = VectorStore { identity, rows, data, by_id, ann: None, categories, centroids };
-        if AnnIndex::exists(dir) {
-            store.ann = Some(AnnIndex::load(dir, &store)?);
-        }
-        Ok(store)
+        let ann = if AnnIndex::exists(dir) { Some(AnnIndex::load(dir, rows.len())?) } else { None };
+        Ok(VectorStore { identity, rows, data, by_id, ann, categories, centroids })
     }
 }

@@ -259,6 +259,9 @@ impl ShelfIndex {
             Some(_) => Some(VectorStore::load(&dir.join(DENSE_DIR))?),
             None => None,
         };
+        if let Some(store) = &vectors {
+            store.prepare_walk(config.dense.walk);
+        }
         Ok(ShelfIndex { dir: dir.to_path_buf(), manifest, config, lexical, vectors })
     }
 }
