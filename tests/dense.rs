@@ -19,6 +19,20 @@ fn engine() -> Engine {
     Engine::open_with_encoder(common::demo_index(), &common::encoder_dir()).unwrap()
 }
 
+/// The demo index opened from a copy whose config has `from` (the default a build writes
+/// down) changed to `to`: settings that need no rebuild. The directory lives as long as the
+/// engine is used.
+fn demo_index_with(from: &str, to: &str) -> (tempfile::TempDir, Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("index");
+    common::copy_dir(common::demo_index(), &copy);
+    let config = std::fs::read_to_string(copy.join("config.toml")).unwrap();
+    assert!(config.contains(from), "a built index writes the default down: {from}");
+    std::fs::write(copy.join("config.toml"), config.replace(from, to)).unwrap();
+    let engine = Engine::open_with_encoder(&copy, &common::encoder_dir()).unwrap();
+    (dir, engine)
+}
+
 #[test]
 fn dense_finds_meaning_that_words_miss() {
     let engine = engine();
@@ -157,13 +171,8 @@ fn the_hnsw_graph_finds_what_exact_search_finds() {
 /// the results keep their float cosines, and the same products come first.
 #[test]
 fn an_index_can_walk_its_graph_in_8_bits() {
-    let dir = tempfile::tempdir().unwrap();
-    let copy = dir.path().join("index");
-    common::copy_dir(common::demo_index(), &copy);
-    let config = std::fs::read_to_string(copy.join("config.toml")).unwrap();
-    assert!(config.contains("walk = \"fp32\""), "a built index writes the default down");
-    std::fs::write(copy.join("config.toml"), config.replace("walk = \"fp32\"", "walk = \"int8\"")).unwrap();
-    let (float, int8) = (engine(), Engine::open_with_encoder(&copy, &common::encoder_dir()).unwrap());
+    let (_dir, int8) = demo_index_with("walk = \"fp32\"", "walk = \"int8\"");
+    let float = engine();
     assert_eq!(int8.index().config.dense.walk, Precision::Int8);
     let (queries, _) = common::demo_judgments();
     let (mut shared, mut shown) = (0, 0);
@@ -199,14 +208,8 @@ fn a_damaged_graph_is_refused_with_advice() {
 /// finds what the float queries find.
 #[test]
 fn an_index_can_encode_its_queries_in_8_bits() {
-    let dir = tempfile::tempdir().unwrap();
-    let copy = dir.path().join("index");
-    common::copy_dir(common::demo_index(), &copy);
-    let config = std::fs::read_to_string(copy.join("config.toml")).unwrap();
-    assert!(config.contains("query_precision = \"fp32\""), "a built index writes the default down");
-    let config = config.replace("query_precision = \"fp32\"", "query_precision = \"int8\"");
-    std::fs::write(copy.join("config.toml"), &config).unwrap();
-    let (float, int8) = (engine(), Engine::open_with_encoder(&copy, &common::encoder_dir()).unwrap());
+    let (_dir, int8) = demo_index_with("query_precision = \"fp32\"", "query_precision = \"int8\"");
+    let float = engine();
     assert_eq!(int8.index().config.dense.query_precision, shelf::dense::Precision::Int8);
 
     let query = "comfy couch for the living room";
