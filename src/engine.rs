@@ -116,7 +116,7 @@ fn map_items<T: Send, U: Send>(items: Vec<T>, share_cores: bool, f: impl Fn(T) -
 /// A hybrid candidate with its features, ready for the learned ranker.
 pub struct Candidate {
     pub id: String,
-    pub product: Product,
+    pub product: Arc<Product>,
     pub sources: Sources,
     pub features: Row,
 }
@@ -156,9 +156,12 @@ struct Ranked {
     id: String,
     score: f32,
     sources: Sources,
-    product: Option<Product>,
+    product: Option<Arc<Product>>,
     doc: Option<DocAddress>,
 }
+
+/// A ranked product with its stored product (`None` for an id the index does not hold).
+type WithProduct = (Ranked, Option<Arc<Product>>);
 
 impl Engine {
     /// Opens an index; its vectors are searched with the encoder in `models/all-MiniLM-L6-v2`
@@ -289,7 +292,7 @@ impl Engine {
     }
 
     pub fn product(&self, id: &str) -> Result<Option<Product>, SearchError> {
-        Ok(self.index.lexical.find(id)?)
+        Ok(self.index.lexical.find(id)?.map(Arc::unwrap_or_clone))
     }
 
     /// Replaces the index's configuration for this engine (tuning experiments).
@@ -540,7 +543,7 @@ impl Engine {
         // A product the hybrid list did not hold ranks just below its end.
         let beyond = proposed.len() + 1;
         let (items, fused_ranks): (Vec<Ranked>, Vec<Option<usize>>) = items.into_iter().unzip();
-        let with_features = |((item, product), fused_rank): ((Ranked, Option<Product>), Option<usize>)| {
+        let with_features = |((item, product), fused_rank): (WithProduct, Option<usize>)| {
             let fused_rank = Some(fused_rank.unwrap_or(beyond));
             let product = product?;
             let bm25 = item.sources.bm25;
@@ -567,22 +570,14 @@ impl Engine {
     }
 
     /// Each of `items` with its stored product (`None` for an id the index does not hold):
-    /// read by address when the lexical index found it, else by id (all ids in one search).
-    fn with_products(
-        &self,
-        items: Vec<Ranked>,
-        share_cores: bool,
-    ) -> Result<Vec<(Ranked, Option<Product>)>, SearchError> {
+    /// by address when the lexical index found it, else by id.
+    fn with_products(&self, items: Vec<Ranked>, share_cores: bool) -> Result<Vec<WithProduct>, SearchError> {
         let lexical = &self.index.lexical;
-        let searcher = lexical.searcher();
-        let by_id: Vec<String> =
-            items.iter().filter(|r| r.product.is_none() && r.doc.is_none()).map(|r| r.id.clone()).collect();
-        let found = lexical.find_many(&by_id)?;
         let read = |mut item: Ranked| {
             let product = match (item.product.take(), item.doc) {
                 (Some(product), _) => Some(product),
-                (None, Some(doc)) => Some(lexical.product_with(&searcher, doc)?),
-                (None, None) => found.get(&item.id).cloned(),
+                (None, Some(doc)) => Some(lexical.product(doc)?),
+                (None, None) => lexical.find(&item.id)?,
             };
             Ok((item, product))
         };
@@ -640,7 +635,7 @@ impl Engine {
         let ranker = self.learned(settings.ranker)?;
         let (scored, _) =
             self.score_candidates(ranker, query, &candidates, settings.scoring, None, settings.share_cores)?;
-        let products: Vec<&Product> = candidates.iter().map(|c| &c.product).collect();
+        let products: Vec<&Product> = candidates.iter().map(|c| c.product.as_ref()).collect();
         let blended = (!settings.utility.is_relevance_only())
             .then(|| utility::blend(&settings.utility, &scored, &products))
             .transpose()
@@ -791,7 +786,7 @@ impl Engine {
                 score: item.score,
                 rank: request.offset + at + 1,
                 sources: item.sources,
-                product,
+                product: Arc::unwrap_or_clone(product),
                 explain,
             });
         }

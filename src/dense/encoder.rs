@@ -32,7 +32,7 @@ use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 use super::adapter::{QueryAdapter, ADAPTER_FILE};
 use super::{DenseError, Precision};
 
-/// Texts encoded together. Texts are sorted by length first, so a batch pads little.
+/// Texts encoded together. Texts are sorted by their length in tokens first, so a batch pads little.
 const BATCH: usize = 32;
 /// Longest input in tokens when the model directory does not say (sentence-transformers' default).
 const DEFAULT_MAX_TOKENS: usize = 256;
@@ -307,9 +307,19 @@ impl Encoder {
                 self.batches.get_or_init(|| Mutex::new(made))
             }
         };
-        let mut session = batches.lock().map_err(|_| poisoned())?;
+        // A batch costs its size times its longest text in tokens: batch texts of like token
+        // counts together (sorting by characters instead, titles full of numbers and units
+        // padded so much that Home Depot's embedded at 0.6 of the speed).
+        let counts: Vec<usize> = texts
+            .iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<&str>>()
+            .par_iter()
+            .map(|text| self.token_count(text))
+            .collect::<Result<_, _>>()?;
         let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&at| texts[at].as_ref().len());
+        order.sort_by_key(|&at| counts[at]);
+        let mut session = batches.lock().map_err(|_| poisoned())?;
         let mut vectors = vec![Vec::new(); texts.len()];
         for batch in order.chunks(BATCH) {
             let inputs: Vec<&str> = batch.iter().map(|&at| texts[at].as_ref()).collect();
@@ -331,6 +341,12 @@ impl Encoder {
             encodings.iter().flat_map(|e| pick(e).iter().copied()).collect()
         };
         Ok(Tokens { ids: flat(&|e| e.get_ids()), mask: flat(&|e| e.get_attention_mask()), width })
+    }
+
+    /// How many tokens the model reads of `text` (truncated as it was trained).
+    fn token_count(&self, text: &str) -> Result<usize, DenseError> {
+        let encoding = self.tokenizer.encode(text, true).map_err(|e| DenseError::Tokenizer(e.to_string()))?;
+        Ok(encoding.len())
     }
 
     /// One forward pass of `graph` over `texts`, padded to the longest of them.

@@ -32,12 +32,15 @@ mod fuzzy;
 mod query;
 mod schema;
 pub mod stats;
+mod stored;
 pub mod text;
 
 pub use config::{FieldBoosts, FuzzyConfig, LexicalConfig, MatchConfig};
 use fuzzy::FuzzyCache;
 pub use query::QueryPlan;
 pub use schema::Fields;
+use stored::StoredProducts;
+pub use stored::PRODUCTS_KEPT;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -73,6 +76,8 @@ pub struct LexicalIndex {
     docs: HashMap<Box<str>, DocAddress>,
     /// The products each typo-tolerant term matched, remembered across searches.
     fuzzy: Arc<FuzzyCache>,
+    /// Products read from the document store, kept parsed.
+    stored: StoredProducts,
 }
 
 /// One product that matched, with its BM25 score.
@@ -152,7 +157,8 @@ impl LexicalIndex {
         }
         let largest = searcher.segment_readers().iter().map(|s| s.max_doc()).max().unwrap_or(0);
         let fuzzy = Arc::new(FuzzyCache::new(largest));
-        Ok(LexicalIndex { index, reader, fields, brands, categories, ids, docs, fuzzy })
+        let stored = StoredProducts::new(PRODUCTS_KEPT);
+        Ok(LexicalIndex { index, reader, fields, brands, categories, ids, docs, fuzzy, stored })
     }
 
     pub fn fields(&self) -> &Fields {
@@ -327,16 +333,15 @@ impl LexicalIndex {
         Ok(self.ids_of(&passed)?.into_iter().collect())
     }
 
-    /// Reads the stored product of a document.
-    pub fn product(&self, doc: DocAddress) -> tantivy::Result<Product> {
-        self.product_with(&self.reader.searcher(), doc)
-    }
-
-    pub fn product_with(&self, searcher: &Searcher, doc: DocAddress) -> tantivy::Result<Product> {
-        let document: TantivyDocument = searcher.doc(doc)?;
-        let json = document.get_first(self.fields.product).and_then(|v| v.as_str()).unwrap_or("{}");
-        serde_json::from_str(json)
-            .map_err(|e| TantivyError::InternalError(format!("stored product is not readable: {e}")))
+    /// The stored product of a document: read and parsed the first time, then kept in memory
+    /// (up to [`PRODUCTS_KEPT`] of them, the least recently read leaving first).
+    pub fn product(&self, doc: DocAddress) -> tantivy::Result<Arc<Product>> {
+        self.stored.get_or_read(doc, || {
+            let document: TantivyDocument = self.reader.searcher().doc(doc)?;
+            let json = document.get_first(self.fields.product).and_then(|v| v.as_str()).unwrap_or("{}");
+            serde_json::from_str(json)
+                .map_err(|e| TantivyError::InternalError(format!("stored product is not readable: {e}")))
+        })
     }
 
     /// Inverse document frequency in titles of each stemmed word, `ln(1 + N / (1 + df))`.
@@ -352,17 +357,8 @@ impl LexicalIndex {
             .collect()
     }
 
-    /// Finds many products by id (ids not in the index are left out).
-    pub fn find_many(&self, ids: &[String]) -> tantivy::Result<HashMap<String, Product>> {
-        let searcher = self.reader.searcher();
-        ids.iter()
-            .filter_map(|id| self.address(id))
-            .map(|doc| self.product_with(&searcher, doc).map(|p| (p.id.clone(), p)))
-            .collect()
-    }
-
     /// Finds a product by id.
-    pub fn find(&self, id: &str) -> tantivy::Result<Option<Product>> {
+    pub fn find(&self, id: &str) -> tantivy::Result<Option<Arc<Product>>> {
         self.address(id).map(|doc| self.product(doc)).transpose()
     }
 
