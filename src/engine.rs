@@ -25,13 +25,11 @@
 //! ```
 
 use std::collections::HashMap;
-use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
-use lru::LruCache;
 use rayon::prelude::*;
 use tantivy::DocAddress;
 
@@ -39,6 +37,7 @@ use crate::catalog::Product;
 use crate::dense::{model, DenseError, Encoder};
 use crate::features::{self, QueryText, Row, Signals};
 use crate::index::{IndexError, Manifest, ShelfIndex};
+use crate::kept::Kept;
 use crate::lexical::{LexicalHits, QueryPlan};
 use crate::rank::utility::{self, Weights};
 use crate::rank::{self, Explanation, Inputs, ModelError, Models, Ranker, Scoring};
@@ -76,7 +75,7 @@ pub struct Engine {
     dense_problem: Option<String>,
     /// Vectors of recent queries: shoppers repeat head queries, and evaluation embeds all
     /// its queries in batches up front ([`Engine::embed_queries`]).
-    query_vectors: Mutex<LruCache<String, Arc<[f32]>>>,
+    query_vectors: Kept<String, Arc<[f32]>>,
     /// The learned rankers of the loaded model directory ([`Engine::with_model`]).
     models: Models,
     /// Searches running now ([`InFlight`]).
@@ -188,12 +187,11 @@ impl Engine {
                 (Some(encoder), None)
             }
         };
-        let capacity = NonZeroUsize::new(QUERY_VECTORS).unwrap_or(NonZeroUsize::MIN);
         Ok(Engine {
             index,
             encoder,
             dense_problem,
-            query_vectors: Mutex::new(LruCache::new(capacity)),
+            query_vectors: Kept::new(QUERY_VECTORS),
             models: Models::default(),
             searching: AtomicUsize::new(0),
         })
@@ -338,34 +336,19 @@ impl Engine {
         })
     }
 
-    fn cached_vector(&self, text: &str) -> Option<Arc<[f32]>> {
-        self.query_vectors.lock().ok()?.get(text).cloned()
-    }
-
-    fn cache_vector(&self, text: &str, vector: Arc<[f32]>) {
-        if let Ok(mut cache) = self.query_vectors.lock() {
-            cache.put(text.to_string(), vector);
-        }
-    }
-
     /// The query's vector.
     pub fn embed_query(&self, text: &str) -> Result<Arc<[f32]>, SearchError> {
-        if let Some(vector) = self.cached_vector(text) {
-            return Ok(vector);
-        }
-        let vector: Arc<[f32]> = self.query_encoder()?.embed_query(text)?.into();
-        self.cache_vector(text, vector.clone());
-        Ok(vector)
+        self.query_vectors.get_or_try_insert(text, || Ok(self.query_encoder()?.embed_query(text)?.into()))
     }
 
     /// Embeds many queries in batches (several times faster than one by one) so that the
     /// searches that follow find their vectors ready; `progress` hears how many were done.
     /// Keeps at most the last 10,000.
     pub fn embed_queries(&self, texts: &[&str], progress: &dyn Fn(usize)) -> Result<(), SearchError> {
-        let missing: Vec<&str> = texts.iter().copied().filter(|text| self.cached_vector(text).is_none()).collect();
+        let missing: Vec<&str> = texts.iter().copied().filter(|text| self.query_vectors.get(*text).is_none()).collect();
         let vectors = self.query_encoder()?.embed_queries(&missing, progress)?;
         for (text, vector) in missing.iter().zip(vectors) {
-            self.cache_vector(text, vector.into());
+            self.query_vectors.put(text.to_string(), vector.into());
         }
         Ok(())
     }

@@ -8,7 +8,8 @@
 //! and [`eval`] measures everything on judged queries; [`events`] logs what was shown and
 //! what shoppers did, and learns from it.
 //!
-//! The bundled demo catalogue and its judged queries come from [`demo`].
+//! The bundled demo catalogue and its judged queries come from [`demo`]; what searches work
+//! out and later searches reuse (query vectors, typo matches, parsed products) is [`kept`].
 
 pub mod catalog;
 pub mod demo;
@@ -18,6 +19,7 @@ pub mod eval;
 pub mod events;
 pub mod features;
 pub mod index;
+pub mod kept;
 pub mod latency;
 pub mod lexical;
 pub mod progress;

@@ -12,13 +12,13 @@
 //! reload opens a new index with an empty cache.
 
 use std::fmt;
-use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use lru::LruCache;
 use tantivy::index::SegmentId;
 use tantivy::query::{BitSetDocSet, ConstScorer, EnableScoring, Explanation, FuzzyTermQuery, Query, Scorer, Weight};
 use tantivy::{BitSet, DocId, DocSet, Score, SegmentReader, Term, TERMINATED};
+
+use crate::kept::Kept;
 
 /// Memory the remembered sets may take: a set costs one bit per product of its segment
 /// (6.7 KiB for 54,000 products, so about 10,000 sets; 122 KiB for a million).
@@ -28,36 +28,20 @@ type Key = (SegmentId, Term, u8);
 
 /// The products each fuzzy term matched, per segment, least recently used evicted first.
 pub struct FuzzyCache {
-    sets: Mutex<LruCache<Key, Arc<BitSet>>>,
+    sets: Kept<Key, Arc<BitSet>>,
 }
 
 impl FuzzyCache {
     /// A cache sized so that sets over segments of up to `max_doc` products fit the budget.
     pub fn new(max_doc: u32) -> FuzzyCache {
         let bytes_per_set = (max_doc as usize).div_ceil(8).max(1);
-        let capacity = NonZeroUsize::new((BUDGET_BYTES / bytes_per_set).max(16)).unwrap_or(NonZeroUsize::MIN);
-        FuzzyCache { sets: Mutex::new(LruCache::new(capacity)) }
-    }
-
-    /// How many sets are remembered.
-    fn len(&self) -> usize {
-        self.sets.lock().map_or(0, |sets| sets.len())
-    }
-
-    fn get(&self, key: &Key) -> Option<Arc<BitSet>> {
-        self.sets.lock().ok()?.get(key).cloned()
-    }
-
-    fn put(&self, key: Key, set: Arc<BitSet>) {
-        if let Ok(mut sets) = self.sets.lock() {
-            sets.put(key, set);
-        }
+        FuzzyCache { sets: Kept::new((BUDGET_BYTES / bytes_per_set).max(16)) }
     }
 }
 
 impl fmt::Debug for FuzzyCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FuzzyCache").field("sets", &self.len()).finish()
+        f.debug_struct("FuzzyCache").field("sets", &self.sets.len()).finish()
     }
 }
 
@@ -89,22 +73,17 @@ impl Query for CachedFuzzyQuery {
 impl Weight for CachedFuzzyQuery {
     fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
         let key = (reader.segment_id(), self.term.clone(), self.distance);
-        let set = match self.cache.get(&key) {
-            Some(set) => set,
-            None => {
-                let weight = self.uncached().weight(EnableScoring::disabled_from_schema(reader.schema()))?;
-                let mut matched = weight.scorer(reader, 1.0)?;
-                let mut set = BitSet::with_max_value(reader.max_doc());
-                let mut doc = matched.doc();
-                while doc != TERMINATED {
-                    set.insert(doc);
-                    doc = matched.advance();
-                }
-                let set = Arc::new(set);
-                self.cache.put(key, set.clone());
-                set
+        let set = self.cache.sets.get_or_try_insert(&key, || {
+            let weight = self.uncached().weight(EnableScoring::disabled_from_schema(reader.schema()))?;
+            let mut matched = weight.scorer(reader, 1.0)?;
+            let mut set = BitSet::with_max_value(reader.max_doc());
+            let mut doc = matched.doc();
+            while doc != TERMINATED {
+                set.insert(doc);
+                doc = matched.advance();
             }
-        };
+            Ok::<_, tantivy::TantivyError>(Arc::new(set))
+        })?;
         Ok(Box::new(ConstScorer::new(BitSetDocSet::from(BitSet::clone(&set)), boost)))
     }
 
@@ -142,14 +121,14 @@ mod tests {
             assert_eq!(first, expected, "{word} within {distance}");
             assert_eq!(again, expected, "{word} within {distance}, from the cache");
         }
-        assert_eq!(cache.len(), 5, "one set per segment, term and distance");
+        assert_eq!(cache.sets.len(), 5, "one set per segment, term and distance");
     }
 
     #[test]
     fn the_budget_bounds_the_number_of_sets() {
         let small = FuzzyCache::new(1_000);
         let large = FuzzyCache::new(10_000_000);
-        let capacity = |c: &FuzzyCache| c.sets.lock().unwrap().cap().get();
+        let capacity = |c: &FuzzyCache| c.sets.capacity();
         assert_eq!(capacity(&small), BUDGET_BYTES / 125);
         assert_eq!(capacity(&large), BUDGET_BYTES / 1_250_000);
     }
