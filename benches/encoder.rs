@@ -1,12 +1,12 @@
-//! Sentence encoder speed: a batch of product titles, and one short query in float and on
-//! the 8-bit query graph, side by side.
+//! Sentence encoder speed: a batch of product titles and one short query, each in float and
+//! on the 8-bit graph, side by side.
 //! Needs the fetched model (`shelf model fetch`). Run with `cargo bench --bench encoder`.
 
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use shelf::catalog::{import_file, Format, ImportOptions};
-use shelf::dense::{model, Encoder, Precision};
+use shelf::dense::{model, Encoder, Precision, Precisions};
 
 fn encoder(c: &mut Criterion) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -24,12 +24,15 @@ fn encoder(c: &mut Criterion) {
     group.bench_function("256_titles", |b| b.iter(|| encoder.embed(&titles).expect("embed")));
     group.throughput(Throughput::Elements(1));
     group.bench_function("one_query", |b| b.iter(|| encoder.embed_query("grey office chair").expect("embed")));
-    match Encoder::load_with(&dir, Precision::Int8) {
+    match Encoder::load_with(&dir, Precisions { queries: Precision::Int8, products: Precision::Int8 }) {
         Ok(int8) => {
+            group.throughput(Throughput::Elements(titles.len() as u64));
+            group.bench_function("256_titles_int8", |b| b.iter(|| int8.embed(&titles).expect("embed")));
+            group.throughput(Throughput::Elements(1));
             group
                 .bench_function("one_query_int8", |b| b.iter(|| int8.embed_query("grey office chair").expect("embed")));
         }
-        Err(error) => eprintln!("skipping one_query_int8 ({error})"),
+        Err(error) => eprintln!("skipping the 8-bit graph ({error})"),
     }
     group.finish();
 }

@@ -17,11 +17,14 @@ normalisation, matching sentence-transformers' `encode(..., normalize_embeddings
 The file is opset 17 / IR 8 and byte-identical across runs with the same package versions.
 OUT_PATH is written atomically (OUT_PATH.partial, then renamed).
 
-INT8_OUT_PATH, when given, receives the same encoder for queries with 8-bit weights: every
-MatMul by a weight matrix becomes dynamic quantisation of its input (uint8, per call) times
-the matrix quantised per output column (uint8, asymmetric), rescaled to float. One scale per
-column keeps cosine to the float encoder at 0.99 on shop queries; one scale per matrix drops
-it to 0.8. Attention's activation-by-activation products stay float.
+INT8_OUT_PATH, when given, receives the same encoder with 8-bit weights (for queries, and
+for products when an index asks): every MatMul by a weight matrix becomes dynamic
+quantisation of its input (uint8, one range per call) times the matrix quantised per output
+column (int8, symmetric, 7 bits: see QUANT_LEVELS), rescaled to float. One scale per column
+keeps cosine to the float encoder at 0.99 on shop queries and titles; one scale per matrix
+drops it to 0.8. Attention's activation-by-activation products stay float. Signed weights
+let ONNX Runtime use the CPU's u8 x s8 dot products: batches of titles run 1.7x faster than
+float, where unsigned weights gave no gain.
 """
 import json
 import math
@@ -40,6 +43,11 @@ IR_VERSION = 8  # the IR version that goes with opset 17; loadable by any recent
 # Additive mask for padded keys, as Hugging Face does. It stays finite, so a row whose keys are
 # all padding softmaxes to uniform weights instead of NaN.
 MASK_NEG = float(np.finfo(np.float32).min)
+# Largest |weight| after quantisation. Activations are uint8 and weights int8, so products
+# run on the CPU's u8 x s8 instructions (VNNI where present). Without VNNI (AVX2), x86 sums
+# pairs of products in 16 bits, which overflows for 8-bit weights (255 * 127 * 2 > 32767);
+# 7-bit weights (255 * 63 * 2 < 32767) never do, on any CPU.
+QUANT_LEVELS = 63
 
 
 def fail(msg):
@@ -202,19 +210,16 @@ def build(cfg, weights):
     return model
 
 
-def quantize_columns(w):
-    """A [K, N] float matrix as uint8 with one scale and zero point per column, so that
-    w[:, n] ~ (q[:, n] - zero[n]) * scale[n]; each column's range includes 0."""
-    lo = np.minimum(w.min(axis=0), 0.0)
-    hi = np.maximum(w.max(axis=0), 0.0)
-    scale = ((hi - lo) / 255.0).astype(np.float32)
+def quantize_columns(w, levels=QUANT_LEVELS):
+    """A [K, N] float matrix as int8 with one scale per column and zero at zero, so that
+    w[:, n] ~ q[:, n] * scale[n] with |q| <= levels (see QUANT_LEVELS)."""
+    scale = (np.abs(w).max(axis=0) / levels).astype(np.float32)
     scale[scale == 0] = 1.0
-    zero = np.clip(np.round(-lo / scale), 0, 255).astype(np.uint8)
-    q = np.clip(np.round(w / scale) + zero, 0, 255).astype(np.uint8)
-    return q, scale, zero
+    q = np.clip(np.round(w / scale), -levels, levels).astype(np.int8)
+    return q, scale, np.zeros(w.shape[1], np.int8)
 
 
-def int8_queries(model):
+def int8_graph(model):
     """The float encoder with its weight MatMuls made 8-bit (see the module doc): the graph
     onnxruntime fuses into one quantised matrix product per weight."""
     graph = model.graph
@@ -281,7 +286,7 @@ def main(argv):
     try:
         weights = load_file(os.path.join(model_dir, "model.safetensors"))
         model = build(load_config(model_dir), weights)
-        quantized = int8_queries(model) if len(argv) == 4 else None
+        quantized = int8_graph(model) if len(argv) == 4 else None
     except Exception as e:  # unreadable or malformed input: say what, without a traceback
         fail(f"cannot export {model_dir}: {type(e).__name__}: {e}")
     write(model, out)

@@ -34,7 +34,7 @@ use rayon::prelude::*;
 use tantivy::DocAddress;
 
 use crate::catalog::Product;
-use crate::dense::{model, DenseError, Encoder};
+use crate::dense::{model, DenseError, Encoder, Precisions};
 use crate::features::{self, QueryText, Row, Signals};
 use crate::index::{IndexError, Manifest, ShelfIndex};
 use crate::kept::Kept;
@@ -178,7 +178,11 @@ impl Engine {
         let (encoder, dense_problem) = match &index.manifest.dense {
             None => (None, Some("the index has no vectors (built without an encoder)".to_string())),
             Some(info) => {
-                let encoder = Encoder::load_with(encoder_dir, index.config.dense.query_precision).map_err(|error| {
+                // Queries as the config says now; products as the index's vectors were made
+                // (a changed `product_precision` takes effect at the next build).
+                let precisions =
+                    Precisions { queries: index.config.dense.query_precision, products: info.encoder.products };
+                let encoder = Encoder::load_with(encoder_dir, precisions).map_err(|error| {
                     DenseError::Model(format!("the index has vectors, but their encoder cannot load: {error}"))
                 })?;
                 if !encoder.made(&info.encoder) {
@@ -803,10 +807,11 @@ struct Rerank {
 
 /// An encoder identity in a few words, for errors.
 fn describe_encoder(identity: &crate::dense::EncoderIdentity) -> String {
-    match &identity.query_adapter {
-        Some(adapter) => format!("weights {}, query adapter {}", short(&identity.weights_sha256), short(adapter)),
-        None => format!("weights {}, no query adapter", short(&identity.weights_sha256)),
-    }
+    let adapter = match &identity.query_adapter {
+        Some(adapter) => format!("query adapter {}", short(adapter)),
+        None => "no query adapter".to_string(),
+    };
+    format!("weights {}, {} products, {adapter}", short(&identity.weights_sha256), identity.products)
 }
 
 /// Why the encoder in `dir` cannot search vectors of `wanted`, and what to do.

@@ -305,10 +305,12 @@ enum ModelAction {
         /// Queries (`qid<TAB>query`) to time one at a time.
         #[arg(long)]
         queries: Option<PathBuf>,
-        /// How the queries are encoded (titles are always float), as `[dense]
-        /// query_precision` sets it for an index.
+        /// How the queries are encoded, as `[dense] query_precision` sets it for an index.
         #[arg(long, default_value = "fp32")]
         query_precision: dense::Precision,
+        /// How the titles are encoded, as `[dense] product_precision` sets it for an index.
+        #[arg(long, default_value = "fp32")]
+        product_precision: dense::Precision,
         #[arg(long)]
         json: bool,
     },
@@ -698,7 +700,7 @@ fn build_index(
 ) -> Result<(Manifest, catalog::ImportReport)> {
     // Load the encoder first: a missing model should fail before minutes of work.
     let encoder = match encoder {
-        Some(dir) => Some(dense::Encoder::load(dir).with_context(|| {
+        Some(dir) => Some(dense::Encoder::load_with(dir, config.dense.precisions()).with_context(|| {
             format!("loading the sentence encoder from {} (run `shelf model fetch`, or pass --no-dense)", dir.display())
         })?),
         None => None,
@@ -1505,8 +1507,9 @@ fn run_model(action: ModelAction) -> Result<()> {
             println!("{}", dense::model::fetch_runtime()?);
             Ok(())
         }
-        ModelAction::Bench { encoder, catalog, limit, queries, query_precision, json } => {
-            let encoder = dense::Encoder::load_with(&encoder, query_precision)?;
+        ModelAction::Bench { encoder, catalog, limit, queries, query_precision, product_precision, json } => {
+            let precisions = dense::Precisions { queries: query_precision, products: product_precision };
+            let encoder = dense::Encoder::load_with(&encoder, precisions)?;
             let products = catalog::import_file(&catalog, &ImportOptions::new(Format::Jsonl), &|_| {})?.products;
             let titles: Vec<&str> = products.iter().take(limit).map(|p| p.title.as_str()).collect();
             let started = Instant::now();

@@ -224,3 +224,45 @@ fn an_index_can_encode_its_queries_in_8_bits() {
     let shared = found.iter().filter(|id| expected.contains(id)).count();
     assert!(shared >= 8, "float {expected:?}, 8-bit {found:?}");
 }
+
+/// `product_precision = "int8"` embeds the catalogue on the 8-bit graph: the manifest says
+/// so, a build of the other kind reuses none of its vectors, the engine serves it (with
+/// float queries), and dense search finds much what the float vectors find.
+#[test]
+fn an_index_can_embed_its_products_in_8_bits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::repo_root().join(shelf::demo::CATALOG_PATH);
+    let mut catalog = import_file(&path, &ImportOptions::new(Format::Jsonl), &|_| {}).unwrap();
+    catalog.products.truncate(300);
+    let build = |products: Precision, out: &std::path::Path| {
+        let mut options = BuildOptions::new("demo", Format::Jsonl, "f");
+        options.config.dense.product_precision = products;
+        let encoder = Encoder::load_with(&common::encoder_dir(), options.config.dense.precisions()).unwrap();
+        build_with(&catalog, &options, Some(&encoder), out).unwrap().dense.unwrap()
+    };
+    let (float_dir, int8_dir) = (dir.path().join("float"), dir.path().join("int8"));
+    assert_eq!(build(Precision::Fp32, &float_dir).encoder.products, Precision::Fp32);
+    let int8 = build(Precision::Int8, &int8_dir);
+    assert_eq!((int8.encoder.products, int8.reused), (Precision::Int8, 0));
+    let again = build(Precision::Int8, &int8_dir);
+    assert_eq!(again.reused, 300, "same texts, same arithmetic: every vector is reused");
+
+    let ids = |dir: &std::path::Path| -> Vec<String> {
+        let engine = Engine::open_with_encoder(dir, &common::encoder_dir()).unwrap();
+        let response = engine.search(&request("comfy couch for the living room", RankerKind::Dense, 10)).unwrap();
+        response.results.into_iter().map(|h| h.id).collect()
+    };
+    let (expected, found) = (ids(&float_dir), ids(&int8_dir));
+    let shared = found.iter().filter(|id| expected.contains(id)).count();
+    assert!(shared >= 8, "float {expected:?}, 8-bit {found:?}");
+
+    // A float build over the 8-bit index re-embeds every product.
+    assert_eq!(build(Precision::Fp32, &int8_dir).reused, 0);
+
+    // The library refuses an encoder loaded for other product vectors than the config asks.
+    let mut options = BuildOptions::new("demo", Format::Jsonl, "f");
+    options.config.dense.product_precision = Precision::Int8;
+    let float = Encoder::load(&common::encoder_dir()).unwrap();
+    let error = build_with(&catalog, &options, Some(&float), &dir.path().join("mixed")).err().unwrap().to_string();
+    assert!(error.contains("product_precision"), "{error}");
+}

@@ -10,7 +10,13 @@
 //! ```
 //! use shelf::dense::{AnnIndex, AnnParams, EncoderIdentity, Precision, VectorStore};
 //!
-//! let identity = EncoderIdentity { weights_sha256: "-".into(), dim: 2, text: "-".into(), query_adapter: None };
+//! let identity = EncoderIdentity {
+//!     weights_sha256: "-".into(),
+//!     dim: 2,
+//!     text: "-".into(),
+//!     query_adapter: None,
+//!     products: Precision::Fp32,
+//! };
 //! let mut store = VectorStore::new(identity);
 //! for (at, angle) in [0.0f32, 0.5, 1.0, 1.5].iter().enumerate() {
 //!     store.push(&format!("p{at}"), String::new(), &[angle.cos(), angle.sin()]);
@@ -552,7 +558,13 @@ mod tests {
     fn store_of(count: usize, dim: usize, seed: u64) -> VectorStore {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let identity = EncoderIdentity { weights_sha256: "-".into(), dim, text: "-".into(), query_adapter: None };
+        let identity = EncoderIdentity {
+            weights_sha256: "-".into(),
+            dim,
+            text: "-".into(),
+            query_adapter: None,
+            products: Precision::Fp32,
+        };
         let mut store = VectorStore::new(identity);
         for row in 0..count {
             let v: Vec<f32> = (0..dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();

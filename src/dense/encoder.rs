@@ -10,9 +10,10 @@
 //! - **catalogues** go through one batched session that uses every core, made the first
 //!   time it is needed (a server never needs it).
 //!
-//! Queries may run on the 8-bit graph (`model.int8.onnx`, [`Precision::Int8`]), about twice
-//! as fast on one core; products always run on the float graph, so the choice never
-//! changes the catalogue's vectors.
+//! Queries and products each run on the float graph or the 8-bit one (`model.int8.onnx`,
+//! [`Precision::Int8`]), as [`Precisions`] says: 8 bits make a query 2–3× faster on one core
+//! and a catalogue about 2× faster. The choice for products is part of the vectors'
+//! [`identity`](Encoder::identity), so vectors of both kinds never mix in an index.
 //!
 //! ONNX Runtime itself is a shared library loaded at run time ([`runtime_library`]).
 //!
@@ -30,7 +31,7 @@ use rayon::prelude::*;
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
 use super::adapter::{QueryAdapter, ADAPTER_FILE};
-use super::{DenseError, Precision};
+use super::{DenseError, Precision, Precisions};
 
 /// Texts encoded together. Texts are sorted by their length in tokens first, so a batch pads little.
 const BATCH: usize = 32;
@@ -38,7 +39,7 @@ const BATCH: usize = 32;
 const DEFAULT_MAX_TOKENS: usize = 256;
 /// The graph's file in a model directory.
 pub const ONNX_FILE: &str = "model.onnx";
-/// The same graph with 8-bit weights, for queries ([`Precision::Int8`]).
+/// The same graph with 8-bit weights ([`Precision::Int8`]).
 pub const INT8_FILE: &str = "model.int8.onnx";
 /// The ONNX Runtime release shelf is built against (the `ort` crate's API level).
 pub const RUNTIME_VERSION: &str = "1.31.1";
@@ -80,8 +81,8 @@ pub struct Tokens {
     pub width: usize,
 }
 
-/// What a pass encodes: products always go through the float graph, queries through the
-/// graph of the encoder's query [`Precision`].
+/// What a pass encodes: products and queries each go through the graph of their
+/// [`Precision`].
 #[derive(Clone, Copy, PartialEq)]
 enum Side {
     Products,
@@ -90,16 +91,14 @@ enum Side {
 
 /// A loaded sentence encoder.
 pub struct Encoder {
-    /// The float graph (products; queries too at [`Precision::Fp32`]).
-    graph: PathBuf,
-    /// The graph queries go through.
-    query_graph: PathBuf,
-    precision: Precision,
+    /// The float graph and the 8-bit one (when a side uses it), by [`Precision`].
+    graphs: [Option<PathBuf>; 2],
+    precisions: Precisions,
     tokenizer: Tokenizer,
-    /// One-thread sessions for queries; a query takes the first free one.
+    /// One-thread sessions on the queries' graph; a query takes the first free one.
     queries: Vec<Mutex<Session>>,
-    /// The every-core session for batches on the float graph, made on first use.
-    batches: OnceLock<Mutex<Session>>,
+    /// Every-core sessions for batches, by [`Precision`], each made on first use.
+    batches: [OnceLock<Mutex<Session>>; 2],
     dim: usize,
     weights_sha256: String,
     /// The shop's query adapter and its file's sha256, when the directory has one.
@@ -109,14 +108,14 @@ pub struct Encoder {
 impl Encoder {
     /// Loads a sentence-transformers model directory that `shelf model fetch` has prepared
     /// (`config.json`, `tokenizer.json`, `model.safetensors` and its export `model.onnx`);
-    /// queries are encoded in float.
+    /// queries and products are encoded in float.
     pub fn load(dir: &Path) -> Result<Encoder, DenseError> {
-        Encoder::load_with(dir, Precision::Fp32)
+        Encoder::load_with(dir, Precisions::default())
     }
 
-    /// As [`Encoder::load`], with queries encoded at `precision` (`Int8` needs
-    /// `model.int8.onnx`).
-    pub fn load_with(dir: &Path, precision: Precision) -> Result<Encoder, DenseError> {
+    /// As [`Encoder::load`], with queries and products encoded at `precisions` (`Int8`
+    /// needs `model.int8.onnx`).
+    pub fn load_with(dir: &Path, precisions: Precisions) -> Result<Encoder, DenseError> {
         let need = |name: &str| {
             let path = dir.join(name);
             if path.exists() {
@@ -165,20 +164,20 @@ impl Encoder {
             }
             _ => None,
         };
-        let graph = need(ONNX_FILE)?;
-        let query_graph = match precision {
-            Precision::Fp32 => graph.clone(),
-            Precision::Int8 => need(INT8_FILE)?,
-        };
-        let queries =
-            (0..cores().min(4)).map(|_| session(&query_graph, 1).map(Mutex::new)).collect::<Result<_, _>>()?;
+        let float = need(ONNX_FILE)?;
+        let int8 = [precisions.queries, precisions.products]
+            .contains(&Precision::Int8)
+            .then(|| need(INT8_FILE))
+            .transpose()?;
+        let graphs = [Some(float), int8];
+        let query_graph = graph_of(&graphs, precisions.queries)?;
+        let queries = (0..cores().min(4)).map(|_| session(query_graph, 1).map(Mutex::new)).collect::<Result<_, _>>()?;
         let encoder = Encoder {
-            graph,
-            query_graph,
-            precision,
+            graphs,
+            precisions,
             tokenizer,
             queries,
-            batches: OnceLock::new(),
+            batches: [OnceLock::new(), OnceLock::new()],
             dim,
             weights_sha256,
             adapter,
@@ -186,19 +185,20 @@ impl Encoder {
         // A session's first run plans its memory: pay for that here, not in the first search.
         for session in &encoder.queries {
             let mut session = session.lock().map_err(|_| poisoned())?;
-            encoder.run(&mut session, &encoder.query_graph, &["warm up"])?;
+            encoder.run(&mut session, encoder.graph(precisions.queries)?, &["warm up"])?;
         }
         Ok(encoder)
     }
 
     /// What vectors made by this encoder from texts of `recipe` are compatible with: the
-    /// weights that made them and the adapter its queries go through.
+    /// weights and arithmetic that made them and the adapter its queries go through.
     pub fn identity(&self, recipe: &str) -> super::EncoderIdentity {
         super::EncoderIdentity {
             weights_sha256: self.weights_sha256.clone(),
             dim: self.dim,
             text: recipe.to_string(),
             query_adapter: self.adapter.as_ref().map(|(_, digest)| digest.clone()),
+            products: self.precisions.products,
         }
     }
 
@@ -213,9 +213,9 @@ impl Encoder {
         self.dim
     }
 
-    /// How queries are encoded.
-    pub fn precision(&self) -> Precision {
-        self.precision
+    /// How queries and products are encoded.
+    pub fn precisions(&self) -> Precisions {
+        self.precisions
     }
 
     /// The unit-length vector of one query (through the adapter, if any), computed on the
@@ -252,11 +252,16 @@ impl Encoder {
             .iter()
             .find_map(|session| session.try_lock().ok())
             .map_or_else(|| self.queries[0].lock().map_err(|_| poisoned()), Ok)?;
-        Ok(self.run(&mut session, &self.query_graph, &[text])?.pop().unwrap_or_default())
+        Ok(self.run(&mut session, self.graph(self.precisions.queries)?, &[text])?.pop().unwrap_or_default())
     }
 
-    /// Unit-length float vectors of `texts` (products, or queries before any adapter), in
-    /// the same order.
+    /// The graph of `precision`.
+    fn graph(&self, precision: Precision) -> Result<&Path, DenseError> {
+        graph_of(&self.graphs, precision)
+    }
+
+    /// Unit-length vectors of products' `texts`, in the same order, through the products'
+    /// graph.
     pub fn embed<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>, DenseError> {
         self.embed_with_progress(texts, &|_| {})
     }
@@ -278,16 +283,21 @@ impl Encoder {
         side: Side,
         progress: &dyn Fn(usize),
     ) -> Result<Vec<Vec<f32>>, DenseError> {
-        match (texts, side, self.precision) {
-            // One text on a query session (they run the float graph when queries are float).
-            ([one], Side::Queries, _) | ([one], Side::Products, Precision::Fp32) => {
+        let precision = match side {
+            Side::Queries => self.precisions.queries,
+            Side::Products => self.precisions.products,
+        };
+        match (texts, side) {
+            // One text on a query session, when they run the graph this side needs.
+            ([one], _) if precision == self.precisions.queries => {
                 let vector = self.embed_one(one.as_ref())?;
                 progress(1);
                 return Ok(vec![vector]);
             }
             // 8-bit activations are quantised with one range per call, so a query's vector
             // would depend on its batch-mates: each goes alone, as a served query does.
-            (_, Side::Queries, Precision::Int8) => {
+            // (Products are batched all the same: a catalogue's batches are fixed by its texts.)
+            (_, Side::Queries) if precision == Precision::Int8 => {
                 let mut vectors = Vec::with_capacity(texts.len());
                 for chunk in texts.chunks(BATCH) {
                     let chunk: Vec<&str> = chunk.iter().map(AsRef::as_ref).collect();
@@ -300,11 +310,13 @@ impl Encoder {
             }
             _ => {}
         }
-        let batches = match self.batches.get() {
+        let graph = self.graph(precision)?;
+        let batches = &self.batches[precision as usize];
+        let batches = match batches.get() {
             Some(session) => session,
             None => {
-                let made = session(&self.graph, cores())?;
-                self.batches.get_or_init(|| Mutex::new(made))
+                let made = session(graph, cores())?;
+                batches.get_or_init(|| Mutex::new(made))
             }
         };
         // A batch costs its size times its longest text in tokens: batch texts of like token
@@ -323,7 +335,7 @@ impl Encoder {
         let mut vectors = vec![Vec::new(); texts.len()];
         for batch in order.chunks(BATCH) {
             let inputs: Vec<&str> = batch.iter().map(|&at| texts[at].as_ref()).collect();
-            for (&at, vector) in batch.iter().zip(self.run(&mut session, &self.graph, &inputs)?) {
+            for (&at, vector) in batch.iter().zip(self.run(&mut session, graph, &inputs)?) {
                 vectors[at] = vector;
             }
             progress(batch.len());
@@ -388,6 +400,13 @@ fn session(graph: &Path, threads: usize) -> Result<Session, DenseError> {
         .map_err(failed)?
         .commit_from_file(graph)
         .map_err(|e| DenseError::Runtime(format!("cannot open {}: {e}", graph.display())))
+}
+
+/// The graph of `precision` among those an encoder loaded (by [`Precision`]).
+fn graph_of(graphs: &[Option<PathBuf>; 2], precision: Precision) -> Result<&Path, DenseError> {
+    graphs[precision as usize]
+        .as_deref()
+        .ok_or_else(|| DenseError::Model(format!("the encoder was loaded without its {precision} graph")))
 }
 
 fn cores() -> usize {

@@ -86,9 +86,12 @@ pub struct DenseConfig {
     pub ann: AnnParams,
     /// What of a product is embedded, in order (changing it re-embeds every product).
     pub text: Vec<TextPart>,
-    /// How queries are encoded; products are always encoded in float, so changing this
-    /// needs no rebuild.
+    /// How queries are encoded (no rebuild needed to change it).
     pub query_precision: Precision,
+    /// How products are encoded: `int8` embeds a catalogue about 2× faster, with the
+    /// effect on relevance the README's "8-bit products" gives. Changing it re-embeds every
+    /// product at the next build (the vectors record what made them).
+    pub product_precision: Precision,
     /// The arithmetic of the graph walk's similarities (see [`AnnIndex::nearest_rows`]);
     /// the products it finds always get their float cosines.
     pub walk: Precision,
@@ -102,24 +105,35 @@ impl Default for DenseConfig {
             ann: AnnParams::default(),
             text: vec![TextPart::Title, TextPart::Brand, TextPart::Category],
             query_precision: Precision::Fp32,
+            product_precision: Precision::Fp32,
             walk: Precision::Fp32,
         }
     }
 }
 
+impl DenseConfig {
+    /// The encoder's arithmetic this config asks for.
+    pub fn precisions(&self) -> Precisions {
+        Precisions { queries: self.query_precision, products: self.product_precision }
+    }
+}
+
 /// The arithmetic of a step of dense search: the encoder's matrix products for queries
-/// (`query_precision`), or the similarities that guide the graph walk (`walk`).
+/// (`query_precision`) or products (`product_precision`), or the similarities that guide the
+/// graph walk (`walk`).
 ///
-/// For queries, `int8` runs each weight matrix quantised to 8 bits per output column (`model.int8.onnx`,
-/// made by `shelf model fetch`): a query encodes about 2× faster on one core, its vector is
-/// within cosine 0.99 of the float one on average, and product vectors stay float. The
-/// README's "8-bit queries" gives its measured effect on nDCG@10 and ANN recall.
+/// For the encoder, `int8` runs the graph whose weight matrices are 8-bit integers with one
+/// scale per output column (`model.int8.onnx`, made by `shelf model fetch`): a query encodes
+/// 2–3× faster on one core and a catalogue about 2× faster, each vector within cosine
+/// 0.99 of the float one on average. The README's "8-bit queries" and "8-bit products" give
+/// the measured effect on nDCG@10 and ANN recall.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
+    // The numbers index an encoder's graphs and sessions.
     #[default]
-    Fp32,
-    Int8,
+    Fp32 = 0,
+    Int8 = 1,
 }
 
 impl std::fmt::Display for Precision {
@@ -140,6 +154,20 @@ impl std::str::FromStr for Precision {
             other => Err(format!("unknown precision '{other}' (fp32 or int8)")),
         }
     }
+}
+
+impl Precision {
+    /// Whether this is the default, float (the identity of float-made vectors omits it).
+    pub fn is_fp32(&self) -> bool {
+        *self == Precision::Fp32
+    }
+}
+
+/// The arithmetic an [`Encoder`] runs for each side: queries and products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Precisions {
+    pub queries: Precision,
+    pub products: Precision,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

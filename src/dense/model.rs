@@ -284,7 +284,7 @@ mod export {
     /// The exports of the shipped weights: the float graph and the 8-bit query graph.
     pub const GRAPHS: [(&str, &str); 2] = [
         (ONNX_FILE, "784d4afc7cb69188a597e2ff97f82ebffbe91b155937fc7e47330407bd4a2dae"),
-        (INT8_FILE, "928d368d8e25f458117d196ecbd16dd1806e89a088824536cc3b3b2586035d04"),
+        (INT8_FILE, "279414ba0faf1c454287249cd61dc93c005fdc500b0eec09dab8e89c3a12cfec"),
     ];
 
     /// Exports the weights in `model` to `into/model.onnx` and `into/model.int8.onnx`,

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::catalog::Product;
 
-use super::{AnnIndex, AnnParams, DenseConfig, DenseError, DenseSearch};
+use super::{AnnIndex, AnnParams, DenseConfig, DenseError, DenseSearch, Precision};
 
 const VECTORS: &str = "vectors.f32";
 const ROWS: &str = "rows.json";
@@ -39,13 +39,21 @@ pub struct EncoderIdentity {
     /// queries are embedded, not products: vectors are reused across adapters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query_adapter: Option<String>,
+    /// The arithmetic products were encoded in (`int8`: the 8-bit graph). Vectors made
+    /// before the choice existed are float.
+    #[serde(default, skip_serializing_if = "Precision::is_fp32")]
+    pub products: Precision,
 }
 
 impl EncoderIdentity {
-    /// Whether `other` embeds products exactly as this does (same weights and text), so its
-    /// product vectors can be reused, whatever adapter its queries go through.
+    /// Whether `other` embeds products exactly as this does (same weights, text and
+    /// arithmetic), so its product vectors can be reused, whatever adapter its queries go
+    /// through.
     pub fn same_products(&self, other: &EncoderIdentity) -> bool {
-        self.weights_sha256 == other.weights_sha256 && self.dim == other.dim && self.text == other.text
+        self.weights_sha256 == other.weights_sha256
+            && self.dim == other.dim
+            && self.text == other.text
+            && self.products == other.products
     }
 }
 

@@ -169,6 +169,14 @@ fn embed_catalog(
     let show_progress = options.show_progress;
     let started = Instant::now();
     let parts = &options.config.dense.text;
+    let (wanted, loaded) = (options.config.dense.product_precision, encoder.precisions().products);
+    if wanted != loaded {
+        return Err(DenseError::Model(format!(
+            "the config asks for {wanted} product vectors ([dense] product_precision), but the encoder was \
+             loaded to make {loaded} ones"
+        ))
+        .into());
+    }
     let identity = encoder.identity(&dense::text_recipe(parts));
     let old = VectorStore::load(&previous.join(DENSE_DIR)).ok().filter(|store| store.identity.same_products(&identity));
     let reusable = old.as_ref().map(VectorStore::reusable).unwrap_or_default();
