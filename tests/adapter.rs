@@ -9,7 +9,8 @@ use shelf::dense::{Encoder, QueryAdapter};
 use shelf::engine::Engine;
 use shelf::eval::split::Part;
 use shelf::search::{RankerKind, SearchRequest};
-use shelf::train::encoder::{fit, train_adapter, AdapterParams, EncoderTrainOptions, PairSet};
+use shelf::train::encoder::{fit, train_adapter, AdapterParams, EncoderTrainOptions, Mining, PairSet};
+use shelf::train::read_params;
 use shelf::train::{log_features, train, LogOptions, TrainOptions};
 
 /// A small random map, far enough from zero to move queries.
@@ -131,6 +132,58 @@ fn training_lowers_the_loss_and_a_seed_reproduces_it() {
     };
     let (with_hard, without) = (one_epoch(&hard_set, &hard), one_epoch(&set, &params));
     assert!(with_hard.history[0].loss > without.history[0].loss, "{:?} vs {:?}", with_hard.history, without.history);
+}
+
+#[test]
+fn hard_negatives_are_mined_from_the_list_the_config_names() {
+    let engine = Engine::open_with_encoder(common::demo_index(), &common::encoder_dir()).unwrap();
+    let (queries, qrels) = common::demo_judgments();
+    let tune = Part::Tune.select(&queries);
+
+    // The configuration file names the list; a list shelf cannot mine is refused by name.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("train.toml");
+    std::fs::write(&config, "[encoder]\nhard_negatives = 1\nmining = \"hybrid\"\nmining_depth = 20\n").unwrap();
+    let hybrid = read_params(&config).unwrap().encoder;
+    assert_eq!((hybrid.mining, hybrid.mining_depth, hybrid.hard_negatives), (Mining::Hybrid, 20, 1));
+    std::fs::write(&config, "[encoder]\nmining = \"bm25\"\n").unwrap();
+    let error = read_params(&config).expect_err("an unknown list is refused").to_string();
+    assert!(error.contains("bm25") && error.contains("hybrid"), "{error}");
+    let dense = AdapterParams { mining: Mining::Dense, ..hybrid.clone() };
+    let too_deep = AdapterParams { mining_depth: 5_000, ..hybrid.clone() };
+    let error = PairSet::build(&engine, &tune, &qrels, &too_deep, false).err().expect("refused").to_string();
+    assert!(error.contains("mining_depth") && error.contains("5000"), "{error}");
+
+    let from_hybrid = PairSet::build(&engine, &tune, &qrels, &hybrid, false).unwrap();
+    let from_dense = PairSet::build(&engine, &tune, &qrels, &dense, false).unwrap();
+    assert_eq!(from_hybrid.queries(), from_dense.queries());
+    let store = engine.vectors().unwrap();
+    let qid_of: std::collections::HashMap<&str, &str> =
+        tune.iter().map(|(id, text)| (text.as_str(), id.as_str())).collect();
+    let (mut differ, mut mined) = (0, 0);
+    for at in 0..from_hybrid.queries() {
+        let text = from_hybrid.text(at);
+        let grades = &qrels[qid_of[text]];
+        // Exactly the hybrid list's top 20, in its order, minus what the judges call
+        // relevant (grade >= mask_grade) for this query.
+        let request = SearchRequest { ranker: RankerKind::Hybrid, ..SearchRequest::new(text).with_k(20) };
+        let listed = engine.search(&request).unwrap().results;
+        let expected: Vec<usize> = listed
+            .iter()
+            .filter(|hit| grades.get(&hit.id).is_none_or(|&grade| grade < hybrid.mask_grade))
+            .filter_map(|hit| store.row_of(&hit.id))
+            .collect();
+        assert_eq!(from_hybrid.hard_negatives(at), expected.as_slice(), "{text:?}");
+        mined += usize::from(!expected.is_empty());
+        differ += usize::from(from_hybrid.hard_negatives(at) != from_dense.hard_negatives(at));
+    }
+    let queries = from_hybrid.queries();
+    assert!(mined * 10 >= queries * 9, "hybrid negatives for only {mined} of {queries} queries");
+    assert!(
+        differ * 2 >= queries,
+        "the two lists gave the same negatives for {} of {queries} queries",
+        queries - differ
+    );
 }
 
 #[test]

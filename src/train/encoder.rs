@@ -9,7 +9,8 @@
 //!   relevant product;
 //! - **loss**: InfoNCE with in-batch negatives — each query's positive must outscore the
 //!   other queries' positives in its batch (and, with [`AdapterParams::hard_negatives`],
-//!   products the stock encoder ranks high for it that the judgments do not call relevant);
+//!   products the stock index ranks high for it that the judgments do not call relevant:
+//!   its dense list or its hybrid list, see [`Mining`]);
 //!   a column judged at least [`AdapterParams::mask_grade`] for the row's query is never
 //!   its negative;
 //! - **early stopping** on a held-out share of the training queries (by a hash of their
@@ -52,10 +53,11 @@ use sha2::{Digest, Sha256};
 use super::{io, TrainError};
 use crate::dense::adapter::write_encoder_dir;
 use crate::dense::{model, QueryAdapter, VectorStore};
-use crate::engine::Engine;
+use crate::engine::{Engine, SearchError};
 use crate::eval::metrics::Metrics;
 use crate::eval::trec::Qrels;
 use crate::rank::META_FILE;
+use crate::search::{RankerKind, SearchRequest, MAX_K};
 
 /// What `meta.json` of a trained encoder calls its kind.
 pub const KIND: &str = "query-adapter";
@@ -79,10 +81,13 @@ pub struct AdapterParams {
     pub min_grade: i32,
     /// A product graded at least this for a query is never one of its negatives.
     pub mask_grade: i32,
-    /// Negatives per query drawn from the stock encoder's top [`AdapterParams::mining_depth`]
-    /// that are not graded `mask_grade` or more (0: in-batch negatives only).
+    /// Negatives per query drawn from the top [`AdapterParams::mining_depth`] of the stock
+    /// index's list ([`AdapterParams::mining`]) that are not graded `mask_grade` or more
+    /// (0: in-batch negatives only).
     pub hard_negatives: usize,
     pub mining_depth: usize,
+    /// Which list hard negatives come from.
+    pub mining: Mining,
     /// Share of the training queries held out for early stopping.
     pub holdout: f64,
 }
@@ -100,9 +105,23 @@ impl Default for AdapterParams {
             mask_grade: 2,
             hard_negatives: 0,
             mining_depth: 50,
+            mining: Mining::Dense,
             holdout: 0.2,
         }
     }
+}
+
+/// Where hard negatives are mined: a list the stock index proposes for the query, minus the
+/// products judged relevant to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mining {
+    /// The stock encoder's nearest products: texts that read like the query.
+    Dense,
+    /// The hybrid list (BM25 fused with the stock vectors, the index's `[hybrid]` settings):
+    /// what the first stage really puts in front of the ranker, mostly products that share
+    /// the query's words. Teaches the finer separation fusion needs.
+    Hybrid,
 }
 
 #[derive(Debug, Clone)]
@@ -222,11 +241,44 @@ impl PairSet {
             }
         }
         if params.hard_negatives > 0 {
-            prepared.par_iter_mut().for_each(|query| {
-                let nearest = store.search(&query.vector, params.mining_depth, dense);
-                query.hard =
-                    nearest.into_iter().map(|(row, _)| row).filter(|row| !query.masked.contains(row)).collect();
-            });
+            if params.mining == Mining::Hybrid && !(1..=MAX_K).contains(&params.mining_depth) {
+                return Err(TrainError::Invalid(format!(
+                    "mining_depth must be between 1 and {MAX_K} to mine the hybrid list, got {}",
+                    params.mining_depth
+                )));
+            }
+            let progress = crate::progress::bar(prepared.len() as u64, "mining negatives", show_progress);
+            prepared.par_iter_mut().try_for_each(|query| {
+                let listed: Vec<usize> = match params.mining {
+                    Mining::Dense => store
+                        .search(&query.vector, params.mining_depth, dense)
+                        .into_iter()
+                        .map(|(row, _)| row)
+                        .collect(),
+                    Mining::Hybrid => {
+                        let request = SearchRequest {
+                            ranker: RankerKind::Hybrid,
+                            ..SearchRequest::new(query.text.as_str()).with_k(params.mining_depth)
+                        };
+                        match engine.search(&request) {
+                            Ok(found) => found.results.iter().filter_map(|hit| store.row_of(&hit.id)).collect(),
+                            // A judged query the search box refuses (blank, too long) keeps its
+                            // pairs, with in-batch negatives only.
+                            Err(SearchError::InvalidRequest(_)) => Vec::new(),
+                            Err(e) => {
+                                return Err(TrainError::Invalid(format!(
+                                    "mining hard negatives for {:?}: {e}",
+                                    query.text
+                                )))
+                            }
+                        }
+                    }
+                };
+                query.hard = listed.into_iter().filter(|row| !query.masked.contains(row)).collect();
+                progress.inc(1);
+                Ok::<(), TrainError>(())
+            })?;
+            progress.finish_and_clear();
         }
         if prepared.is_empty() {
             return Err(TrainError::Invalid(format!(
@@ -257,6 +309,11 @@ impl PairSet {
     /// sha256 over the training queries and their judgments.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
+    }
+
+    /// The hard negatives mined for the query at `query` (product rows, best ranked first).
+    pub fn hard_negatives(&self, query: usize) -> &[usize] {
+        &self.queries[query].hard
     }
 
     /// Every product row a pair or a hard negative names.
