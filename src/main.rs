@@ -428,6 +428,11 @@ struct CompareArgs {
     /// Also write a markdown report to this file.
     #[arg(long)]
     markdown: Option<PathBuf>,
+    /// Also split the reporting part's queries by whether a product relevant to them is
+    /// relevant to a tuning-part query: does the gain reach products training never showed?
+    /// Needs --queries with every judged query.
+    #[arg(long, requires = "queries")]
+    by_seen_products: bool,
     #[arg(long)]
     json: bool,
 }
@@ -1208,10 +1213,23 @@ fn run_compare(args: CompareArgs) -> Result<()> {
     if let Some(path) = &args.markdown {
         std::fs::write(path, comparison.markdown()).with_context(|| format!("writing {}", path.display()))?;
     }
+    let seen = match args.by_seen_products {
+        true => {
+            Some(compare::by_seen_products(&comparison, &qrels, &texts, args.threshold).map_err(anyhow::Error::msg)?)
+        }
+        false => None,
+    };
     if args.json {
-        println!("{}", serde_json::to_string(&comparison)?);
+        let mut json = serde_json::to_value(&comparison)?;
+        if let Some(seen) = &seen {
+            json["by_seen_products"] = serde_json::to_value(seen)?;
+        }
+        println!("{json}");
     } else {
         print!("{}", comparison.text());
+        if let Some(seen) = &seen {
+            print!("{}", seen.text(&comparison.metric));
+        }
     }
     if let (Some(index), Some(model), false) = (&args.index, &args.model.model_dir, args.json) {
         let engine = Engine::open_with(index, &args.encoder.dir, Some(model))?;

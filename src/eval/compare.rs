@@ -14,7 +14,7 @@
 //! assert_eq!((comparison.wins, comparison.losses, comparison.ties), (1, 0, 1));
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use rand::{Rng, SeedableRng};
@@ -24,6 +24,7 @@ use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use super::metrics::{Metrics, NAMES};
+use super::split::Part;
 use super::trec::{Qrels, Run};
 use super::{evaluate_run, EvalError, DEFAULT_THRESHOLD};
 use crate::engine::{Engine, SearchError};
@@ -151,6 +152,82 @@ pub fn compare(
         deltas,
         top: options.top,
     })
+}
+
+/// The compared queries of the reporting part in two groups: those with a relevant product
+/// that is also relevant to some query of the tuning part (a model trained there has seen
+/// it), and those whose relevant products it has not. Shows whether a gain carries over to
+/// what training never showed, or rests on products seen there.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeenSplit {
+    pub seen: Group,
+    pub unseen: Group,
+    /// Compared queries left out: of the tuning part, or without a relevant product.
+    pub left_out: usize,
+}
+
+/// Queries of one group and their mean delta.
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    pub queries: usize,
+    pub mean_delta: f64,
+}
+
+/// Splits `comparison`'s reporting-part queries by whether a product relevant to them (grade
+/// at least `threshold`) is relevant to a tuning-part query. `texts` must name every judged
+/// query, both parts, since the parts come from the query text.
+pub fn by_seen_products(
+    comparison: &Comparison,
+    qrels: &Qrels,
+    texts: &HashMap<String, String>,
+    threshold: i32,
+) -> Result<SeenSplit, String> {
+    let part_of = |qid: &str| texts.get(qid).map(|text| Part::of(text));
+    let unnamed = qrels.keys().filter(|qid| part_of(qid).is_none()).count();
+    if unnamed > 0 {
+        return Err(format!(
+            "{unnamed} judged queries have no text in --queries: the parts come from the text, so every query needs one"
+        ));
+    }
+    let seen: HashSet<&str> = qrels
+        .iter()
+        .filter(|(qid, _)| part_of(qid) == Some(Part::Tune))
+        .flat_map(|(_, grades)| grades.iter().filter(|(_, g)| **g >= threshold).map(|(id, _)| id.as_str()))
+        .collect();
+    let (mut with, mut without, mut left_out) = (Vec::new(), Vec::new(), 0);
+    for delta in &comparison.deltas {
+        let relevant: Vec<&str> = qrels
+            .get(&delta.qid)
+            .map(|grades| grades.iter().filter(|(_, g)| **g >= threshold).map(|(id, _)| id.as_str()).collect())
+            .unwrap_or_default();
+        if part_of(&delta.qid) != Some(Part::Report) || relevant.is_empty() {
+            left_out += 1;
+        } else if relevant.iter().any(|id| seen.contains(id)) {
+            with.push(delta.delta);
+        } else {
+            without.push(delta.delta);
+        }
+    }
+    if with.is_empty() && without.is_empty() {
+        return Err("no compared query of the reporting part has a relevant product".into());
+    }
+    let group = |deltas: &[f64]| Group {
+        queries: deltas.len(),
+        mean_delta: if deltas.is_empty() { 0.0 } else { deltas.iter().sum::<f64>() / deltas.len() as f64 },
+    };
+    Ok(SeenSplit { seen: group(&with), unseen: group(&without), left_out })
+}
+
+impl SeenSplit {
+    pub fn text(&self, metric: &str) -> String {
+        format!(
+            "\nreporting-part queries by what the tuning part saw ({metric}, mean B - A):\n  \
+             {:>5} with a relevant product also relevant to a tuning query: {:+.4}\n  \
+             {:>5} whose relevant products no tuning query has:          {:+.4}\n  \
+             ({} compared queries left out: tuning part, or no relevant product)\n",
+            self.seen.queries, self.seen.mean_delta, self.unseen.queries, self.unseen.mean_delta, self.left_out
+        )
+    }
 }
 
 /// Two-sided paired t-test: (t, p) for the mean of the differences being 0.
@@ -375,6 +452,44 @@ mod tests {
         assert!(randomization_test(&consistent, 2000) < 0.001);
         let noisy: Vec<f64> = (0..40).map(|i| if i % 2 == 0 { 0.1 } else { -0.1 }).collect();
         assert!(randomization_test(&noisy, 2000) > 0.5);
+    }
+
+    #[test]
+    fn a_gain_is_split_by_what_the_tuning_part_saw() {
+        // Query texts of each part (the parts come from a hash of the text).
+        let texts_of = |part: Part| (0..).map(|i| format!("query {i}")).filter(move |t| Part::of(t) == part);
+        let tune = texts_of(Part::Tune).next().unwrap();
+        let report: Vec<String> = texts_of(Part::Report).take(3).collect();
+        let judged = |pairs: &[(&str, i32)]| pairs.iter().map(|(id, g)| (id.to_string(), *g)).collect();
+        let qrels: Qrels = [
+            ("t1", judged(&[("shared", 5), ("other", 0)])),
+            ("r1", judged(&[("shared", 4)])), // a product the tuning part judged relevant
+            ("r2", judged(&[("fresh", 6)])),  // a product it never saw
+            ("r3", judged(&[("meh", 1)])),    // nothing relevant: left out
+        ]
+        .into_iter()
+        .map(|(q, j)| (q.to_string(), j))
+        .collect();
+        let mut texts: HashMap<String, String> = [("t1", tune), ("r1", report[0].clone()), ("r2", report[1].clone())]
+            .into_iter()
+            .map(|(q, t)| (q.to_string(), t))
+            .collect();
+        texts.insert("r3".into(), report[2].clone());
+        let run = |lists: &[(&str, &str)]| -> Run {
+            lists.iter().map(|(q, d)| (q.to_string(), vec![(d.to_string(), 1.0)])).collect()
+        };
+        let a = run(&[("t1", "other"), ("r1", "x"), ("r2", "fresh"), ("r3", "meh")]);
+        let b = run(&[("t1", "shared"), ("r1", "shared"), ("r2", "x"), ("r3", "meh")]);
+        let comparison = compare(&a, &b, &qrels, &texts, &Options::default()).unwrap();
+        let split = by_seen_products(&comparison, &qrels, &texts, 4).unwrap();
+        assert_eq!((split.seen.queries, split.unseen.queries, split.left_out), (1, 1, 2));
+        assert!((split.seen.mean_delta - 1.0).abs() < 1e-9, "{split:?}");
+        assert!((split.unseen.mean_delta + 1.0).abs() < 1e-9, "{split:?}");
+        assert!(split.text("ndcg@10").contains("+1.0000"));
+
+        texts.remove("t1");
+        let error = by_seen_products(&comparison, &qrels, &texts, 4).unwrap_err();
+        assert!(error.contains("1 judged queries have no text"), "{error}");
     }
 
     #[test]
