@@ -470,11 +470,11 @@ mod tests {
         .into_iter()
         .map(|(q, j)| (q.to_string(), j))
         .collect();
-        let mut texts: HashMap<String, String> = [("t1", tune), ("r1", report[0].clone()), ("r2", report[1].clone())]
-            .into_iter()
-            .map(|(q, t)| (q.to_string(), t))
-            .collect();
-        texts.insert("r3".into(), report[2].clone());
+        let mut texts: HashMap<String, String> =
+            [("t1", &tune), ("r1", &report[0]), ("r2", &report[1]), ("r3", &report[2])]
+                .into_iter()
+                .map(|(q, t)| (q.to_string(), t.clone()))
+                .collect();
         let run = |lists: &[(&str, &str)]| -> Run {
             lists.iter().map(|(q, d)| (q.to_string(), vec![(d.to_string(), 1.0)])).collect()
         };
