@@ -189,17 +189,15 @@ pub fn by_seen_products(
             "{unnamed} judged queries have no text in --queries: the parts come from the text, so every query needs one"
         ));
     }
-    let seen: HashSet<&str> = qrels
-        .iter()
-        .filter(|(qid, _)| part_of(qid) == Some(Part::Tune))
-        .flat_map(|(_, grades)| grades.iter().filter(|(_, g)| **g >= threshold).map(|(id, _)| id.as_str()))
-        .collect();
+    let relevant = |qid: &str| -> Vec<&str> {
+        let grades = qrels.get(qid).into_iter().flatten();
+        grades.filter(|(_, g)| **g >= threshold).map(|(id, _)| id.as_str()).collect()
+    };
+    let seen: HashSet<&str> =
+        qrels.keys().filter(|qid| part_of(qid) == Some(Part::Tune)).flat_map(|qid| relevant(qid)).collect();
     let (mut with, mut without, mut left_out) = (Vec::new(), Vec::new(), 0);
     for delta in &comparison.deltas {
-        let relevant: Vec<&str> = qrels
-            .get(&delta.qid)
-            .map(|grades| grades.iter().filter(|(_, g)| **g >= threshold).map(|(id, _)| id.as_str()).collect())
-            .unwrap_or_default();
+        let relevant = relevant(&delta.qid);
         if part_of(&delta.qid) != Some(Part::Report) || relevant.is_empty() {
             left_out += 1;
         } else if relevant.iter().any(|id| seen.contains(id)) {
