@@ -1408,11 +1408,14 @@ fn run_train_encoder(
             report.train_seconds
         );
         println!(
-            "loss {:.4} -> {:.4}; held-out loss {:.4} -> {:.4}; ONNX export agrees (cosine >= {:.5})",
+            "loss {:.4} -> {:.4}; held-out loss {:.4} -> {:.4} (epoch {} of {} kept); ONNX export agrees (cosine >= \
+             {:.5})",
             report.first_loss,
             report.last_loss,
             report.holdout_loss_before,
             report.holdout_loss_after,
+            report.best_epoch,
+            report.holdout_losses.len(),
             report.export_cosine
         );
         println!("use it: shelf index --encoder {} ... re-embeds every product", args.out.display());

@@ -34,19 +34,35 @@ fn the_trainable_network_is_the_served_encoder() {
 }
 
 #[test]
-fn fine_tuning_lowers_the_held_out_loss_and_its_export_serves() {
+fn fine_tuning_keeps_its_best_epoch_and_its_export_serves() {
     let engine = Engine::open_with_encoder(common::demo_index(), &common::encoder_dir()).unwrap();
     let (queries, qrels) = common::demo_judgments();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo-finetuned");
     let options = EncoderTrainOptions { params: AdapterParams::default(), seed: 3, show_progress: false };
-    // A short budget: a few dozen steps are enough to move the held-out loss.
-    let params = FinetuneParams { max_minutes: 0.5, learning_rate: 1e-4, batch: 16, ..FinetuneParams::default() };
-    let report =
-        finetune(&engine, &common::encoder_dir(), &Part::Tune.select(&queries), &qrels, &options, &params, &out)
-            .unwrap();
-    assert!(report.steps >= 5, "{report:?}");
+    // A few queries and a high learning rate: the held-out loss falls, then the network
+    // overfits within a few epochs. The budget only guards against a hung run.
+    let few: Vec<(String, String)> = Part::Tune.select(&queries).into_iter().take(30).collect();
+    let params = FinetuneParams {
+        epochs: 6,
+        patience: 1,
+        max_minutes: 10.0,
+        learning_rate: 5e-4,
+        batch: 16,
+        ..FinetuneParams::default()
+    };
+    let report = finetune(&engine, &common::encoder_dir(), &few, &qrels, &options, &params, &out).unwrap();
+    let losses = &report.holdout_losses;
+    eprintln!("held-out loss {:.4}, then per epoch {losses:?}", report.holdout_loss_before);
+    // It stopped one epoch (the patience) after the lowest held-out loss, before its last
+    // epoch, and wrote that epoch's weights: measured again after they were put back.
+    let lowest = losses.iter().copied().fold(f64::INFINITY, f64::min);
+    assert_eq!(losses[report.best_epoch - 1], lowest, "{report:?}");
+    assert_eq!(losses.len(), report.best_epoch + 1, "{report:?}");
+    assert!(losses.len() < params.epochs, "no early stop: {report:?}");
+    assert!((report.holdout_loss_after - lowest).abs() < 1e-5, "{report:?}");
     assert!(report.holdout_loss_after < report.holdout_loss_before, "{report:?}");
+    assert!(report.steps >= 5, "{report:?}");
     assert!(report.export_cosine >= 0.999, "{report:?}");
     assert_ne!(report.weights_sha256, report.base_weights_sha256);
     let meta: serde_json::Value =

@@ -65,6 +65,25 @@ impl TrainableBert {
         names.into_iter().map(|name| self.vars[name].clone()).collect()
     }
 
+    /// A copy of the trainable weights, to [`TrainableBert::restore`] later (training goes on
+    /// changing the network in place).
+    pub fn snapshot(&self) -> Result<Vec<Tensor>, DenseError> {
+        self.vars().iter().map(|var| var.as_tensor().copy().map_err(candle)).collect()
+    }
+
+    /// Puts back the weights of a [`TrainableBert::snapshot`] of this network.
+    pub fn restore(&self, snapshot: &[Tensor]) -> Result<(), DenseError> {
+        let vars = self.vars();
+        if vars.len() != snapshot.len() {
+            return Err(DenseError::Model(format!(
+                "a snapshot of {} weights cannot restore a network of {}",
+                snapshot.len(),
+                vars.len()
+            )));
+        }
+        vars.iter().zip(snapshot).try_for_each(|(var, tensor)| var.set(tensor).map_err(candle))
+    }
+
     /// Writes every weight (trained and fixed) under its original name.
     pub fn save(&self, path: &Path) -> Result<(), DenseError> {
         let mut tensors = self.fixed.clone();

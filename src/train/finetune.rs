@@ -8,6 +8,12 @@
 //! written under their original names and exported to ONNX exactly as the shipped ones
 //! (`shelf model fetch`'s export, Python from PyPI), and the export is checked against the
 //! network it came from before the directory is written.
+//!
+//! **Early stopping**: the contrastive loss on a held-out share of the training queries (by a
+//! hash of their text) is taken before training and after every epoch (and when the budget
+//! ends one early); training stops after [`FinetuneParams::patience`] epochs without a lower
+//! held-out loss, and the weights of the best epoch are the ones written. If no epoch beats
+//! the stock encoder, nothing is written.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -42,11 +48,13 @@ pub struct FinetuneParams {
     /// Pairs per step (each step runs the network over twice as many texts).
     pub batch: usize,
     pub weight_decay: f64,
+    /// Stop after this many epochs without a lower held-out loss.
+    pub patience: usize,
 }
 
 impl Default for FinetuneParams {
     fn default() -> Self {
-        FinetuneParams { epochs: 1, max_minutes: 20.0, learning_rate: 2e-5, batch: 32, weight_decay: 0.01 }
+        FinetuneParams { epochs: 1, max_minutes: 20.0, learning_rate: 2e-5, batch: 32, weight_decay: 0.01, patience: 1 }
     }
 }
 
@@ -66,9 +74,17 @@ pub struct FinetuneReport {
     /// Mean training loss of the first and the last tenth of the steps.
     pub first_loss: f64,
     pub last_loss: f64,
-    /// The contrastive loss on the held-out queries before and after.
+    /// The contrastive loss on the held-out queries before training, and of the weights
+    /// written (the best epoch's).
     pub holdout_loss_before: f64,
     pub holdout_loss_after: f64,
+    /// The held-out loss after each epoch trained (the last one cut short when the budget
+    /// ran out), and which of them (1-based) was kept. Absent from directories written
+    /// before early stopping.
+    #[serde(default)]
+    pub holdout_losses: Vec<f64>,
+    #[serde(default)]
+    pub best_epoch: usize,
     /// Lowest cosine between the exported graph's vectors and the trained network's.
     pub export_cosine: f64,
     pub params: FinetuneParams,
@@ -95,6 +111,14 @@ pub fn finetune(
     super::check_replaceable(out)?;
     let set = PairSet::build(engine, queries, qrels, pair_params, options.show_progress)?;
     let (train, held) = set.split(pair_params.holdout);
+    if held.is_empty() || train.is_empty() || params.epochs == 0 {
+        return Err(TrainError::Invalid(format!(
+            "fine-tuning needs at least one epoch and some of the {} training queries held out for early stopping \
+             (holdout = {})",
+            set.queries(),
+            pair_params.holdout
+        )));
+    }
     let texts = product_texts(engine, &set)?;
     let encoder = engine.query_encoder()?;
     let bert = TrainableBert::load(base).map_err(|e| TrainError::Invalid(e.to_string()))?;
@@ -121,23 +145,62 @@ pub fn finetune(
     let bar = crate::progress::bar(total, "pairs", options.show_progress);
     let training = Instant::now();
     let (mut losses, mut seen) = (Vec::new(), 0);
-    'epochs: for _ in 0..params.epochs {
+    let mut holdout_losses = Vec::new();
+    // The best held-out loss so far, its epoch (0: the stock weights) and, when later epochs
+    // have moved the network since, a copy of its weights.
+    let (mut best, mut best_epoch, mut best_weights) = (before, 0, None);
+    for epoch in 1..=params.epochs {
         pairs.shuffle(&mut rng);
+        let (mut stepped, mut out_of_time) = (false, false);
         for chunk in pairs.chunks(batch) {
             if training.elapsed() > budget {
-                break 'epochs;
+                out_of_time = true;
+                break;
             }
             let loss = step_loss(&set, &texts, encoder, &bert, chunk, pair_params, &mut rng)?;
             optimizer.backward_step(&loss)?;
             let value = loss.to_scalar::<f32>()? as f64;
             losses.push(value);
             seen += chunk.len();
-            bar.set_message(format!("loss {value:.3}"));
+            stepped = true;
+            bar.set_message(format!("epoch {epoch}, loss {value:.3}"));
             bar.inc(chunk.len() as u64);
+        }
+        if !stepped {
+            break;
+        }
+        let loss = holdout_loss(&bert)?;
+        holdout_losses.push(loss);
+        let last = out_of_time || epoch == params.epochs;
+        if loss < best {
+            (best, best_epoch) = (loss, epoch);
+            // Only needed if training goes on.
+            best_weights =
+                if last { None } else { Some(bert.snapshot().map_err(|e| TrainError::Invalid(e.to_string()))?) };
+        } else if epoch - best_epoch >= params.patience {
+            break;
+        }
+        if last {
+            break;
         }
     }
     bar.finish_and_clear();
-    let after = holdout_loss(&bert)?;
+    if best_epoch == 0 {
+        return Err(TrainError::Invalid(format!(
+            "no epoch lowered the held-out loss of the stock encoder ({before:.4}; after each epoch: {}); nothing \
+             written (try a lower learning_rate or more judged queries)",
+            holdout_losses.iter().map(|l| format!("{l:.4}")).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let after = match best_weights {
+        // Later epochs moved the network: put the best epoch's weights back, and measure
+        // them again so the report is of what is written.
+        Some(weights) if best_epoch < holdout_losses.len() => {
+            bert.restore(&weights).map_err(|e| TrainError::Invalid(e.to_string()))?;
+            holdout_loss(&bert)?
+        }
+        _ => best,
+    };
     let tenth = (losses.len() / 10).max(1);
     let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len().max(1) as f64;
     let (first_loss, last_loss) =
@@ -165,6 +228,8 @@ pub fn finetune(
             last_loss,
             holdout_loss_before: before,
             holdout_loss_after: after,
+            holdout_losses: holdout_losses.clone(),
+            best_epoch,
             export_cosine,
             params: params.clone(),
             pair_params: pair_params.clone(),
