@@ -1418,6 +1418,7 @@ fn run_train_encoder(
             report.holdout_losses.len(),
             report.export_cosine
         );
+        print_refused(report.refused_by_search);
         println!("use it: shelf index --encoder {} ... re-embeds every product", args.out.display());
         return Ok(());
     }
@@ -1438,12 +1439,25 @@ fn run_train_encoder(
         "held-out dense nDCG@10 ({} queries): stock encoder {:.4}, adapter {:.4} after {} epochs",
         report.holdout_queries, report.stock_holdout_ndcg10, report.best_holdout_ndcg10, report.epochs
     );
+    print_refused(report.refused_by_search);
     println!(
         "use it: shelf index --encoder {0} ... (reuses every vector), then search, eval and serve with --encoder {0}, \
          and retrain the ranker on the new index",
         args.out.display()
     );
     Ok(())
+}
+
+/// Says how many judged queries trained the encoder without hard negatives because the
+/// search box refused them, when any did.
+fn print_refused(refused: usize) {
+    if refused > 0 {
+        let (queries, them) = if refused == 1 { ("query", "it") } else { ("queries", "them") };
+        println!(
+            "{refused} judged {queries} trained on in-batch negatives only: the search box refuses {them} (blank or \
+             too long), so no hybrid list was mined"
+        );
+    }
 }
 
 /// The human summary of a training: cross-validated quality, rounds, heads, importance, and

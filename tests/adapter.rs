@@ -8,7 +8,7 @@ use shelf::dense::adapter::{write_encoder_dir, ADAPTER_FILE};
 use shelf::dense::{Encoder, QueryAdapter};
 use shelf::engine::Engine;
 use shelf::eval::split::Part;
-use shelf::search::{RankerKind, SearchRequest};
+use shelf::search::{RankerKind, SearchRequest, MAX_QUERY_BYTES};
 use shelf::train::encoder::{fit, train_adapter, AdapterParams, EncoderTrainOptions, Mining, PairSet};
 use shelf::train::read_params;
 use shelf::train::{log_features, train, LogOptions, TrainOptions};
@@ -177,6 +177,7 @@ fn hard_negatives_are_mined_from_the_list_the_config_names() {
         mined += usize::from(!expected.is_empty());
         differ += usize::from(from_hybrid.hard_negatives(at) != from_dense.hard_negatives(at));
     }
+    assert_eq!(from_hybrid.refused_by_search(), 0);
     let queries = from_hybrid.queries();
     assert!(mined * 10 >= queries * 9, "hybrid negatives for only {mined} of {queries} queries");
     assert!(
@@ -184,6 +185,19 @@ fn hard_negatives_are_mined_from_the_list_the_config_names() {
         "the two lists gave the same negatives for {} of {queries} queries",
         queries - differ
     );
+
+    // A judged query the search box refuses (too long) keeps its pairs, trains without hard
+    // negatives, and is counted.
+    let (qid, text) = tune.iter().find(|(qid, _)| qrels[qid].values().any(|&g| g >= 4)).unwrap();
+    let long = format!("{text} ").repeat(1 + MAX_QUERY_BYTES / (text.len() + 1));
+    let mut judged = qrels.clone();
+    judged.insert("long".into(), qrels[qid].clone());
+    let both = [(qid.clone(), text.clone()), ("long".to_string(), long.clone())];
+    let set = PairSet::build(&engine, &both, &judged, &hybrid, false).unwrap();
+    assert_eq!((set.queries(), set.refused_by_search()), (2, 1));
+    let (short, long) = if set.text(0) == long { (1, 0) } else { (0, 1) };
+    assert!(set.hard_negatives(long).is_empty() && !set.hard_negatives(short).is_empty());
+    assert_eq!(set.pairs_of(&[long]).len(), set.pairs_of(&[short]).len());
 }
 
 #[test]

@@ -160,6 +160,10 @@ pub struct EncoderReport {
     pub pairs: usize,
     /// Of those, the queries held out for early stopping.
     pub holdout_queries: usize,
+    /// Of those, the ones the search box refused while mining hybrid negatives (blank, too
+    /// long): they trained on in-batch negatives only.
+    #[serde(default)]
+    pub refused_by_search: usize,
     /// Held-out nDCG@10 with the stock encoder, and after the best epoch.
     pub stock_holdout_ndcg10: f64,
     pub best_holdout_ndcg10: f64,
@@ -178,6 +182,8 @@ pub struct PairSet {
     queries: Vec<TrainQuery>,
     dim: usize,
     fingerprint: String,
+    /// Judged queries the search box refused while mining (blank, too long).
+    refused: usize,
 }
 
 struct TrainQuery {
@@ -240,6 +246,7 @@ impl PairSet {
                 hasher.update(grade.to_le_bytes());
             }
         }
+        let mut refused_by_search = 0;
         if params.hard_negatives > 0 {
             if params.mining == Mining::Hybrid && !(1..=MAX_K).contains(&params.mining_depth) {
                 return Err(TrainError::Invalid(format!(
@@ -248,6 +255,7 @@ impl PairSet {
                 )));
             }
             let progress = crate::progress::bar(prepared.len() as u64, "mining negatives", show_progress);
+            let refused = std::sync::atomic::AtomicUsize::new(0);
             prepared.par_iter_mut().try_for_each(|query| {
                 let listed: Vec<usize> = match params.mining {
                     Mining::Dense => store
@@ -264,7 +272,10 @@ impl PairSet {
                             Ok(found) => found.results.iter().filter_map(|hit| store.row_of(&hit.id)).collect(),
                             // A judged query the search box refuses (blank, too long) keeps its
                             // pairs, with in-batch negatives only.
-                            Err(SearchError::InvalidRequest(_)) => Vec::new(),
+                            Err(SearchError::InvalidRequest(_)) => {
+                                refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                Vec::new()
+                            }
                             Err(e) => {
                                 return Err(TrainError::Invalid(format!(
                                     "mining hard negatives for {:?}: {e}",
@@ -279,6 +290,7 @@ impl PairSet {
                 Ok::<(), TrainError>(())
             })?;
             progress.finish_and_clear();
+            refused_by_search = refused.into_inner();
         }
         if prepared.is_empty() {
             return Err(TrainError::Invalid(format!(
@@ -286,7 +298,12 @@ impl PairSet {
                 params.min_grade
             )));
         }
-        Ok(PairSet { queries: prepared, dim: store.identity.dim, fingerprint: format!("{:x}", hasher.finalize()) })
+        Ok(PairSet {
+            queries: prepared,
+            dim: store.identity.dim,
+            fingerprint: format!("{:x}", hasher.finalize()),
+            refused: refused_by_search,
+        })
     }
 
     pub fn queries(&self) -> usize {
@@ -309,6 +326,12 @@ impl PairSet {
     /// sha256 over the training queries and their judgments.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
+    }
+
+    /// Judged queries the search box refused while mining hybrid negatives (blank, too long):
+    /// they train on in-batch negatives only.
+    pub fn refused_by_search(&self) -> usize {
+        self.refused
     }
 
     /// The hard negatives mined for the query at `query` (product rows, best ranked first).
@@ -537,6 +560,7 @@ pub fn train_adapter(
             queries: set.queries(),
             pairs: set.pairs(),
             holdout_queries: held.len(),
+            refused_by_search: set.refused_by_search(),
             stock_holdout_ndcg10: searching.stock_holdout_ndcg10,
             best_holdout_ndcg10: best,
             epochs: searching.best_epoch,

@@ -68,6 +68,10 @@ pub struct FinetuneReport {
     pub data_fingerprint: String,
     pub queries: usize,
     pub pairs: usize,
+    /// Training queries the search box refused while mining hybrid negatives (blank, too
+    /// long): they trained on in-batch negatives only.
+    #[serde(default)]
+    pub refused_by_search: usize,
     /// Pairs the network saw (fewer than `pairs × epochs` when the budget ran out).
     pub pairs_seen: usize,
     pub steps: usize,
@@ -222,6 +226,7 @@ pub fn finetune(
             data_fingerprint: set.fingerprint().to_string(),
             queries: set.queries(),
             pairs: set.pairs(),
+            refused_by_search: set.refused_by_search(),
             pairs_seen: seen,
             steps: losses.len(),
             first_loss,
