@@ -314,3 +314,18 @@ fn check_export(bert: &TrainableBert, dir: &Path) -> Result<f64, TrainError> {
     }
     Ok(lowest)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_shows_the_defaults() {
+        let readme = include_str!("../../README.md");
+        let start = readme.find("```toml\n[finetune]\n").expect("the README shows the [finetune] table") + 8;
+        let block = &readme[start..];
+        let block = &block[..block.find("```").expect("the block ends")];
+        let params: crate::train::TrainParams = toml::from_str(block).unwrap();
+        assert_eq!(params.finetune, FinetuneParams::default());
+    }
+}
