@@ -72,7 +72,8 @@ pub struct FinetuneReport {
     /// long): they trained on in-batch negatives only.
     #[serde(default)]
     pub refused_by_search: usize,
-    /// Pairs the network saw (fewer than `pairs × epochs` when the budget ran out).
+    /// Pairs the network saw (fewer than `pairs × epochs` when the budget ran out or training
+    /// stopped early).
     pub pairs_seen: usize,
     pub steps: usize,
     /// Mean training loss of the first and the last tenth of the steps.
