@@ -1398,14 +1398,15 @@ fn run_train_encoder(
             return Ok(());
         }
         println!(
-            "fine-tuned {} from {} on {} of {} pairs ({} queries; {} steps) in {:.1}s",
+            "fine-tuned {} from {} on {} pairs of {} queries in {:.1}s ({} steps, {} pairs seen, epochs run: {})",
             args.out.display(),
             base.display(),
-            report.pairs_seen.min(report.pairs),
             report.pairs,
             report.queries,
+            report.train_seconds,
             report.steps,
-            report.train_seconds
+            report.pairs_seen,
+            report.holdout_losses.len()
         );
         println!(
             "loss {:.4} -> {:.4}; held-out loss {:.4} -> {:.4} (epoch {} of {} kept); ONNX export agrees (cosine >= \
