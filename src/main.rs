@@ -1387,6 +1387,7 @@ fn run_train_encoder(
     qrels: &trec::Qrels,
 ) -> Result<()> {
     use shelf::train::encoder::{train_adapter, EncoderTrainOptions};
+    use shelf::train::finetune::Stop;
     let params = train_params(&args.core)?;
     let options = EncoderTrainOptions { params: params.encoder, seed: args.core.seed, show_progress: !args.json };
     if let EncoderMethod::Full = args.method {
@@ -1398,7 +1399,8 @@ fn run_train_encoder(
             return Ok(());
         }
         println!(
-            "fine-tuned {} from {} on {} pairs of {} queries in {:.1}s ({} steps, {} pairs seen, epochs run: {})",
+            "fine-tuned {} from {} on {} pairs of {} queries in {:.1}s ({} steps, {} pairs seen, epochs run: {}, \
+             stopped by: {})",
             args.out.display(),
             base.display(),
             report.pairs,
@@ -1406,7 +1408,12 @@ fn run_train_encoder(
             report.train_seconds,
             report.steps,
             report.pairs_seen,
-            report.holdout_losses.len()
+            report.holdout_losses.len(),
+            match report.stopped_by {
+                Some(Stop::Epochs) | None => "the last epoch",
+                Some(Stop::Patience) => "patience (no lower held-out loss)",
+                Some(Stop::Budget) => "the max_minutes budget",
+            }
         );
         println!(
             "loss {:.4} -> {:.4}; held-out loss {:.4} -> {:.4} (epoch {} of {} kept); ONNX export agrees (cosine >= \

@@ -9,7 +9,7 @@ use shelf::dense::Encoder;
 use shelf::engine::Engine;
 use shelf::eval::split::Part;
 use shelf::train::encoder::{AdapterParams, EncoderTrainOptions};
-use shelf::train::finetune::{finetune, FinetuneParams};
+use shelf::train::finetune::{finetune, FinetuneParams, Stop};
 
 fn vectors(encoder: &Encoder, bert: &TrainableBert, texts: &[&str]) -> Vec<Vec<f32>> {
     let tokens = encoder.tokens(texts).unwrap();
@@ -60,6 +60,7 @@ fn fine_tuning_keeps_its_best_epoch_and_its_export_serves() {
     assert_eq!(losses[report.best_epoch - 1], lowest, "{report:?}");
     assert_eq!(losses.len(), report.best_epoch + 1, "{report:?}");
     assert!(losses.len() < params.epochs, "no early stop: {report:?}");
+    assert_eq!(report.stopped_by, Some(Stop::Patience));
     assert!((report.holdout_loss_after - lowest).abs() < 1e-5, "{report:?}");
     assert!(report.holdout_loss_after < report.holdout_loss_before, "{report:?}");
     assert!(report.steps >= 5, "{report:?}");

@@ -58,6 +58,18 @@ impl Default for FinetuneParams {
     }
 }
 
+/// Why fine-tuning stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stop {
+    /// It ran every epoch asked for.
+    Epochs,
+    /// [`FinetuneParams::patience`] epochs brought no lower held-out loss.
+    Patience,
+    /// The wall-clock budget ran out, maybe within an epoch.
+    Budget,
+}
+
 /// What fine-tuning measured; also the body of the encoder's `meta.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FinetuneReport {
@@ -90,6 +102,9 @@ pub struct FinetuneReport {
     pub holdout_losses: Vec<f64>,
     #[serde(default)]
     pub best_epoch: usize,
+    /// Absent from directories written before early stopping.
+    #[serde(default)]
+    pub stopped_by: Option<Stop>,
     /// Lowest cosine between the exported graph's vectors and the trained network's.
     pub export_cosine: f64,
     pub params: FinetuneParams,
@@ -154,6 +169,7 @@ pub fn finetune(
     // The best held-out loss so far, its epoch (0: the stock weights) and, when later epochs
     // have moved the network since, a copy of its weights.
     let (mut best, mut best_epoch, mut best_weights) = (before, 0, None);
+    let mut stopped_by = Stop::Epochs;
     for epoch in 1..=params.epochs {
         pairs.shuffle(&mut rng);
         let (mut stepped, mut out_of_time) = (false, false);
@@ -171,6 +187,9 @@ pub fn finetune(
             bar.set_message(format!("epoch {epoch}, loss {value:.3}"));
             bar.inc(chunk.len() as u64);
         }
+        if out_of_time {
+            stopped_by = Stop::Budget;
+        }
         if !stepped {
             break;
         }
@@ -183,6 +202,7 @@ pub fn finetune(
             best_weights =
                 if last { None } else { Some(bert.snapshot().map_err(|e| TrainError::Invalid(e.to_string()))?) };
         } else if epoch - best_epoch >= params.patience {
+            stopped_by = Stop::Patience;
             break;
         }
         if last {
@@ -236,6 +256,7 @@ pub fn finetune(
             holdout_loss_after: after,
             holdout_losses: holdout_losses.clone(),
             best_epoch,
+            stopped_by: Some(stopped_by),
             export_cosine,
             params: params.clone(),
             pair_params: pair_params.clone(),
