@@ -76,3 +76,33 @@ fn fine_tuning_keeps_its_best_epoch_and_its_export_serves() {
     let error = Engine::open_with_encoder(common::demo_index(), &out).err().expect("refused").to_string();
     assert!(error.contains("not the one that made the index's vectors"), "{error}");
 }
+
+#[test]
+fn settings_that_cannot_train_are_refused_and_nothing_is_written() {
+    let engine = Engine::open_with_encoder(common::demo_index(), &common::encoder_dir()).unwrap();
+    let (queries, qrels) = common::demo_judgments();
+    let few: Vec<(String, String)> = Part::Tune.select(&queries).into_iter().take(30).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo-finetuned");
+    let options = EncoderTrainOptions { params: AdapterParams::default(), seed: 3, show_progress: false };
+    let refused = |params: FinetuneParams, options: &EncoderTrainOptions| {
+        finetune(&engine, &common::encoder_dir(), &few, &qrels, options, &params, &out)
+            .expect_err("refused")
+            .to_string()
+    };
+    for (params, names) in [
+        (FinetuneParams { epochs: 0, ..FinetuneParams::default() }, "epochs = 0"),
+        (FinetuneParams { patience: 0, ..FinetuneParams::default() }, "patience = 0"),
+        (FinetuneParams { max_minutes: -1.0, ..FinetuneParams::default() }, "max_minutes = -1"),
+    ] {
+        let error = refused(params, &options);
+        assert!(error.contains(names), "{error}");
+    }
+    let no_holdout =
+        EncoderTrainOptions { params: AdapterParams { holdout: 0.0, ..AdapterParams::default() }, ..options.clone() };
+    assert!(refused(FinetuneParams::default(), &no_holdout).contains("holdout = 0"));
+    // A budget gone before the first step trains nothing, and says so.
+    let error = refused(FinetuneParams { max_minutes: 1e-9, ..FinetuneParams::default() }, &options);
+    assert!(error.contains("before the first step"), "{error}");
+    assert!(!out.exists());
+}

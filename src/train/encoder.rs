@@ -160,7 +160,7 @@ pub struct EncoderReport {
     pub pairs: usize,
     /// Of those, the queries held out for early stopping.
     pub holdout_queries: usize,
-    /// Of those, the ones the search box refused while mining hybrid negatives (blank, too
+    /// Training queries the search box refused while mining hybrid negatives (blank, too
     /// long): they trained on in-batch negatives only.
     #[serde(default)]
     pub refused_by_search: usize,

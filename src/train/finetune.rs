@@ -128,13 +128,25 @@ pub fn finetune(
 ) -> Result<FinetuneReport, TrainError> {
     let started = Instant::now();
     let pair_params = &options.params;
+    // Before minutes of embedding and mining, not after.
+    let budget_ok = params.max_minutes.is_finite() && params.max_minutes > 0.0;
+    if params.epochs == 0
+        || params.patience == 0
+        || !budget_ok
+        || !(pair_params.holdout > 0.0 && pair_params.holdout < 1.0)
+    {
+        return Err(TrainError::Invalid(format!(
+            "fine-tuning needs epochs >= 1, patience >= 1, max_minutes > 0 and 0 < holdout < 1 (early stopping \
+             watches the held-out queries); got epochs = {}, patience = {}, max_minutes = {}, holdout = {}",
+            params.epochs, params.patience, params.max_minutes, pair_params.holdout
+        )));
+    }
     super::check_replaceable(out)?;
     let set = PairSet::build(engine, queries, qrels, pair_params, options.show_progress)?;
     let (train, held) = set.split(pair_params.holdout);
-    if held.is_empty() || train.is_empty() || params.epochs == 0 {
+    if held.is_empty() || train.is_empty() {
         return Err(TrainError::Invalid(format!(
-            "fine-tuning needs at least one epoch and some of the {} training queries held out for early stopping \
-             (holdout = {})",
+            "{} training queries are too few to hold some out for early stopping (holdout = {})",
             set.queries(),
             pair_params.holdout
         )));
@@ -201,7 +213,7 @@ pub fn finetune(
             // Only needed if training goes on.
             best_weights =
                 if last { None } else { Some(bert.snapshot().map_err(|e| TrainError::Invalid(e.to_string()))?) };
-        } else if epoch - best_epoch >= params.patience {
+        } else if epoch - best_epoch >= params.patience && !last {
             stopped_by = Stop::Patience;
             break;
         }
@@ -210,10 +222,17 @@ pub fn finetune(
         }
     }
     bar.finish_and_clear();
+    if holdout_losses.is_empty() {
+        return Err(TrainError::Invalid(format!(
+            "the max_minutes budget ({}) ran out before the first step; nothing written",
+            params.max_minutes
+        )));
+    }
     if best_epoch == 0 {
+        let budget = if stopped_by == Stop::Budget { ", a larger max_minutes" } else { "" };
         return Err(TrainError::Invalid(format!(
             "no epoch lowered the held-out loss of the stock encoder ({before:.4}; after each epoch: {}); nothing \
-             written (try a lower learning_rate or more judged queries)",
+             written (try a lower learning_rate{budget} or more judged queries)",
             holdout_losses.iter().map(|l| format!("{l:.4}")).collect::<Vec<_>>().join(", ")
         )));
     }
@@ -349,5 +368,10 @@ mod tests {
         let block = &block[..block.find("```").expect("the block ends")];
         let params: crate::train::TrainParams = toml::from_str(block).unwrap();
         assert_eq!(params.finetune, FinetuneParams::default());
+        // Every key, not only the ones it spells out (a missing one would parse to its default).
+        let shown: toml::Table = toml::from_str(block).unwrap();
+        let shown: Vec<&String> = shown["finetune"].as_table().unwrap().keys().collect();
+        let all = toml::Table::try_from(FinetuneParams::default()).unwrap();
+        assert_eq!(shown, all.keys().collect::<Vec<_>>());
     }
 }
