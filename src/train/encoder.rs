@@ -376,12 +376,20 @@ impl PairSet {
         (columns, mask)
     }
 
-    /// Splits query positions into (training, held out) by a hash of each query's text.
-    pub fn split(&self, share: f64) -> (Vec<usize>, Vec<usize>) {
-        (0..self.queries.len()).partition(|&at| {
+    /// Splits query positions into (training, held out for early stopping) by a hash of each
+    /// query's text; an error when either side would be empty.
+    pub fn split(&self, share: f64) -> Result<(Vec<usize>, Vec<usize>), TrainError> {
+        let (train, held): (Vec<usize>, Vec<usize>) = (0..self.queries.len()).partition(|&at| {
             let digest = Sha256::digest(format!("holdout:{}", self.queries[at].text.trim().to_lowercase()));
             f64::from(digest[0]) / 256.0 >= share
-        })
+        });
+        if held.is_empty() || train.is_empty() {
+            return Err(TrainError::Invalid(format!(
+                "{} training queries are too few to hold some out for early stopping (holdout = {share})",
+                self.queries()
+            )));
+        }
+        Ok((train, held))
     }
 }
 
@@ -524,13 +532,7 @@ pub fn train_adapter(
     // Before minutes of work, not after.
     super::check_replaceable(out)?;
     let set = PairSet::build(engine, queries, qrels, params, options.show_progress)?;
-    let (train, held) = set.split(params.holdout);
-    if held.is_empty() || train.is_empty() {
-        return Err(TrainError::Invalid(format!(
-            "{} training queries are too few to hold some out for early stopping",
-            set.queries()
-        )));
-    }
+    let (train, held) = set.split(params.holdout)?;
     let bar = crate::progress::bar(params.max_epochs as u64, "epochs", options.show_progress);
     let searching = fit(&set, engine, &train, Some(&held), params.max_epochs, options, &|epoch| {
         bar.set_message(format!("held-out nDCG@10 {:.4}", epoch.holdout_ndcg10));

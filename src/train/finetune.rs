@@ -143,14 +143,7 @@ pub fn finetune(
     }
     super::check_replaceable(out)?;
     let set = PairSet::build(engine, queries, qrels, pair_params, options.show_progress)?;
-    let (train, held) = set.split(pair_params.holdout);
-    if held.is_empty() || train.is_empty() {
-        return Err(TrainError::Invalid(format!(
-            "{} training queries are too few to hold some out for early stopping (holdout = {})",
-            set.queries(),
-            pair_params.holdout
-        )));
-    }
+    let (train, held) = set.split(pair_params.holdout)?;
     let texts = product_texts(engine, &set)?;
     let encoder = engine.query_encoder()?;
     let bert = TrainableBert::load(base).map_err(|e| TrainError::Invalid(e.to_string()))?;
