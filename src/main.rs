@@ -926,6 +926,9 @@ fn run_serve(index: &Path, encoder: &Path, model: Option<&Path>, addr: SocketAdd
     })
 }
 
+/// Beside the demo model: digests of the judged queries and qrels it was trained on.
+const DEMO_MODEL_STAMP: &str = "TRAINED_FROM";
+
 fn run_demo(args: DemoArgs) -> Result<()> {
     let root = &args.root;
     let catalog_path = root.join(demo::CATALOG_PATH);
@@ -960,15 +963,24 @@ fn run_demo(args: DemoArgs) -> Result<()> {
         println!("built the demo index {} ({} products)", index_dir.display(), manifest.counts.products);
     }
     // Train the learned rankers (the ensemble: LightGBM, neural and their blend) on the
-    // bundled judged queries when there is no usable model or the index was rebuilt under it.
+    // bundled judged queries when there is no usable model, the index was rebuilt under it,
+    // or the judgments changed since it was trained (a stamp beside the model says which).
     let model_dir = root.join("models/demo");
-    let model_ok = fresh && Engine::open_with(&index_dir, &args.encoder.dir, Some(&model_dir)).is_ok();
+    let (queries_path, qrels_path) = (root.join(demo::QUERIES_PATH), root.join(demo::QRELS_PATH));
+    let judged = format!("{}\n{}\n", index::fingerprint_file(&queries_path)?, index::fingerprint_file(&qrels_path)?);
+    let stamp = model_dir.join(DEMO_MODEL_STAMP);
+    let same_judgments = std::fs::read_to_string(&stamp).is_ok_and(|found| found == judged);
+    let model_ok =
+        fresh && same_judgments && Engine::open_with(&index_dir, &args.encoder.dir, Some(&model_dir)).is_ok();
     if model_ok {
         println!("demo model {} is up to date", model_dir.display());
     } else {
+        if fresh && !same_judgments && stamp.exists() {
+            println!("the demo's judged queries changed since {} was trained: training it again", model_dir.display());
+        }
         let engine = Engine::open_with_encoder(&index_dir, &args.encoder.dir)?;
-        let queries = read_queries_file(&root.join(demo::QUERIES_PATH))?;
-        let qrels = read_qrels_file(&root.join(demo::QRELS_PATH))?;
+        let queries = read_queries_file(&queries_path)?;
+        let qrels = read_qrels_file(&qrels_path)?;
         let core = TrainArgsCore {
             ranker: TrainTarget::Ranker(shelf::train::TrainerKind::Ensemble),
             ..TrainArgsCore::default()
@@ -981,6 +993,7 @@ fn run_demo(args: DemoArgs) -> Result<()> {
             report.cv_ndcg10,
             report.cv_ndcg10_hybrid
         );
+        std::fs::write(&stamp, judged).with_context(|| format!("writing {}", stamp.display()))?;
     }
     if args.no_serve {
         return Ok(());

@@ -89,3 +89,73 @@ fn grades_follow_intent_rather_than_term_overlap() {
     let response = engine.search(&SearchRequest::new("36 in vanity grey").with_k(3)).unwrap();
     assert!(response.results.iter().all(|h| h.title.contains("Vanity")));
 }
+
+/// `shelf demo` builds what is missing and keeps what is current: a second run trains
+/// nothing, and changed judgments train the model again (without rebuilding the index). Run
+/// on a small cut of the demo shop, so it takes seconds.
+#[test]
+fn the_demo_retrains_its_model_when_the_judgments_change() {
+    let root = common::repo_root();
+    let dir = tempfile::tempdir().unwrap();
+    let shop = dir.path();
+    std::fs::create_dir_all(shop.join("demo")).unwrap();
+    std::fs::create_dir_all(shop.join("queries")).unwrap();
+    // Every kind's first few products, and the first queries with their judgments of them.
+    let catalogue = std::fs::read_to_string(root.join(demo::CATALOG_PATH)).unwrap();
+    let kept: Vec<&str> = catalogue.lines().take(400).collect();
+    std::fs::write(shop.join(demo::CATALOG_PATH), kept.join("\n") + "\n").unwrap();
+    let ids: BTreeSet<String> = kept
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_string())
+        .collect();
+    let queries = std::fs::read_to_string(root.join(demo::QUERIES_PATH)).unwrap();
+    let queries: Vec<&str> = queries.lines().take(60).collect();
+    std::fs::write(shop.join(demo::QUERIES_PATH), queries.join("\n") + "\n").unwrap();
+    let qids: BTreeSet<&str> = queries.iter().map(|l| l.split('\t').next().unwrap()).collect();
+    let qrels = std::fs::read_to_string(root.join(demo::QRELS_PATH)).unwrap();
+    let judged: Vec<&str> = qrels
+        .lines()
+        .filter(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            qids.contains(cols[0]) && ids.contains(cols[2])
+        })
+        .collect();
+    std::fs::write(shop.join(demo::QRELS_PATH), judged.join("\n") + "\n").unwrap();
+
+    let demo = || {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_shelf"))
+            .args(["demo", "--no-serve", "--root", shop.to_str().unwrap()])
+            .args(["--encoder", common::encoder_dir().to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+        assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+        stdout
+    };
+    let first = demo();
+    assert!(first.contains("built the demo index") && first.contains("trained the demo model"), "{first}");
+    let current = |out: &str| out.matches("is up to date").count() == 2 && !out.contains("trained");
+    let second = demo();
+    assert!(current(&second), "{second}");
+
+    // One grade changes: the index stays, the model is trained again.
+    let regraded: Vec<String> = judged
+        .iter()
+        .enumerate()
+        .map(|(at, line)| match at {
+            0 => {
+                let mut cols: Vec<&str> = line.split_whitespace().collect();
+                let grade = if cols[3] == "0" { "1" } else { "0" };
+                cols[3] = grade;
+                cols.join(" ")
+            }
+            _ => line.to_string(),
+        })
+        .collect();
+    std::fs::write(shop.join(demo::QRELS_PATH), regraded.join("\n") + "\n").unwrap();
+    let third = demo();
+    assert!(third.contains("demo index") && third.contains("is up to date"), "{third}");
+    assert!(third.contains("judged queries changed") && third.contains("trained the demo model"), "{third}");
+    let fourth = demo();
+    assert!(current(&fourth), "the retrained model is current again: {fourth}");
+}
