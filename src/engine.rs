@@ -527,6 +527,10 @@ impl Engine {
         let query_text = QueryText::new(query);
         let idf = lexical.title_idf(query_text.stems())?;
         let query_text = query_text.with_idf(idf);
+        // A query that names a kind ("vanity") makes every other kind a worse answer, however
+        // many of its words a product of that kind holds ("vanity mirror in grey").
+        let query_names_kind =
+            affinities.keys().filter_map(|c| features::category_head(c)).any(|head| query_text.stems().contains(&head));
         // A product the hybrid list did not hold ranks just below its end.
         let beyond = proposed.len() + 1;
         let (items, fused_ranks): (Vec<Ranked>, Vec<Option<usize>>) = items.into_iter().unzip();
@@ -548,6 +552,7 @@ impl Engine {
                 alpha: self.index.config.hybrid.alpha,
                 category_affinity: product.category.as_ref().and_then(|c| affinities.get(c.as_str()).copied()),
                 category_affinity_top: affinity_top,
+                query_names_kind,
             };
             let features = features::extract(&query_text, &product, &signals);
             Some(Candidate { id: item.id, product, sources: item.sources, features })

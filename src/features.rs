@@ -27,10 +27,10 @@ use tantivy::tokenizer::{Language, LowerCaser, SimpleTokenizer, Stemmer, TextAna
 use crate::catalog::Product;
 
 /// Bumped whenever a feature is added, removed, reordered or changes meaning.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The features, in the order of a row. Documented in the README's feature table.
-pub const NAMES: [&str; 39] = [
+pub const NAMES: [&str; 40] = [
     // Candidate sources (scale-free).
     "bm25_rel",     // BM25 / the query's best BM25
     "bm25_rank",    // rank in the BM25 list (missing beyond its depth)
@@ -57,8 +57,10 @@ pub const NAMES: [&str; 39] = [
     "unit_share",         // share of the query's number+unit pairs ("36 in") in the title
     "last_word_match",    // 1 when the query's last word (usually the product type) matches
     // Other fields.
-    "brand_match",       // 1 when the product's brand is named in the query (missing: no brand)
-    "category_share",    // share of query words in the category path
+    "brand_match",         // 1 when the product's brand is named in the query (missing: no brand)
+    "category_share",      // share of query words in the category path
+    "category_head_match", // 1 when the query names the product's kind, the last word of its leaf category
+    // (missing when the query names no kind of the catalogue, or no category)
     "description_share", // share of query words in the description
     "attributes_share",  // share of query words in the attributes
     "any_field_share",   // share of query words in any field
@@ -133,6 +135,9 @@ pub struct Signals {
     pub alpha: f32,
     pub category_affinity: Option<f32>,
     pub category_affinity_top: Option<f32>,
+    /// Whether the query names a kind of product the catalogue has: the last word of one of
+    /// its leaf categories, by stem (known when the index holds category centroids).
+    pub query_names_kind: bool,
 }
 
 /// A query, analysed once for all its candidates.
@@ -392,6 +397,14 @@ fn field_matches(text: &str, query: &QueryText) -> Vec<bool> {
     matched
 }
 
+/// The stem of the last word of a category path's leaf: what kind of product it is
+/// ("Bath > Bathroom Furniture > Vanity Mirrors" gives "mirror").
+pub fn category_head(category: &str) -> Option<String> {
+    let leaf = category.rsplit('>').next()?;
+    let last = words(leaf).pop()?;
+    Some(stem(&last))
+}
+
 /// The features of `product` for `query`, given what retrieval knows (`signals`).
 pub fn extract(query: &QueryText, product: &Product, signals: &Signals) -> Row {
     let title = FieldWords::new(&product.title);
@@ -523,6 +536,13 @@ pub fn extract(query: &QueryText, product: &Product, signals: &Signals) -> Row {
     let attributes_share = field_share(Some(&attribute_text));
     field_share(product.brand.as_deref());
     set!("category_share", category_share);
+    set!(
+        "category_head_match",
+        match product.category.as_deref().and_then(category_head) {
+            Some(head) if s.query_names_kind => flag(query.stems.contains(&head)),
+            _ => f32::NAN,
+        }
+    );
     set!("description_share", description_share);
     set!("attributes_share", attributes_share);
     set!("any_field_share", share(anywhere.iter().filter(|m| **m).count(), n));
@@ -655,6 +675,24 @@ mod tests {
         let row = extract(&q, &product(r#"{"id":"1","title":"Lamp","price":0,"in_stock":false}"#), &Signals::default());
         assert_eq!(value(&row, "log_price"), 0.0);
         assert_eq!(value(&row, "in_stock"), 0.0);
+    }
+
+    /// The query names a kind ("vanity"): a vanity is of it, a vanity mirror is not, though
+    /// both categories hold the word. A query naming no kind, or a product without a
+    /// category, leaves the feature missing.
+    #[test]
+    fn the_category_head_says_which_kind_the_query_names() {
+        let q = QueryText::new("36 in vanity grey");
+        let of = |category: &str| format!(r#"{{"id":"1","title":"36 in. Grey","category":"{category}"}}"#);
+        let names_kind = Signals { query_names_kind: true, ..Signals::default() };
+        let vanity = product(&of("Bath > Bathroom Furniture > Vanities"));
+        let mirror = product(&of("Bath > Bathroom Furniture > Vanity Mirrors"));
+        assert_eq!(category_head("Bath > Bathroom Furniture > Vanity Mirrors").as_deref(), Some("mirror"));
+        assert_eq!(value(&extract(&q, &vanity, &names_kind), "category_head_match"), 1.0);
+        assert_eq!(value(&extract(&q, &mirror, &names_kind), "category_head_match"), 0.0);
+        assert!(value(&extract(&q, &vanity, &Signals::default()), "category_head_match").is_nan());
+        let uncategorised = product(r#"{"id":"1","title":"36 in. Grey Vanity"}"#);
+        assert!(value(&extract(&q, &uncategorised, &names_kind), "category_head_match").is_nan());
     }
 
     #[test]

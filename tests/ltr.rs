@@ -97,6 +97,26 @@ fn a_model_of_another_feature_schema_is_refused_by_name() {
     assert!(opened.err().expect("refused").to_string().contains(MODEL_FILE));
 }
 
+/// The README's first example has no perfect answer (no grey vanity is 36 inches). The learned
+/// rankers put the wanted kind first, not the grey 36-inch vanity mirror that names every word:
+/// what the demo's unmet queries and `category_head_match` teach.
+#[test]
+fn the_wanted_kind_comes_before_a_related_kind_that_names_every_word() {
+    let engine = engine();
+    for ranker in [RankerKind::Ltr, RankerKind::Neural, RankerKind::Ensemble] {
+        let mut request = SearchRequest::new("36 in vanity grey").with_k(3);
+        request.ranker = ranker;
+        let response = engine.search(&request).unwrap();
+        let kinds: Vec<&str> = response
+            .results
+            .iter()
+            .map(|h| h.product.category.as_deref().unwrap_or("").rsplit(" > ").next().unwrap_or(""))
+            .collect();
+        assert_eq!(kinds[0], "Vanities", "{ranker}: {kinds:?}");
+        assert!(response.results.iter().all(|h| !h.title.contains("Mirror")), "{ranker}: {kinds:?}");
+    }
+}
+
 #[test]
 fn explained_contributions_sum_to_the_score() {
     let engine = engine();

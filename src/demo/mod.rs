@@ -29,9 +29,15 @@
 //! correlate at about 0.5. No rating threshold decides a grade: a high rating hints at
 //! quality, as in a real shop, and never at fit. Popularity, stock and prices ignore quality.
 //!
+//! Most queries take their constraints from a real product, so something fits perfectly.
+//! **Unmet** queries ask for a size and a colour the shop has for that kind, but never
+//! together: their best answers are the kind's near misses, not a related kind that names
+//! every word. The judging pools follow the best fit the shop has: each query's first pool is
+//! the wanted kind's products within a step of it (and at least fit 3).
+//!
 //! The draws come from seeded ChaCha8 streams: the main one builds the catalogue, the
-//! queries and the judging pools; quality and the judges' noise each have their own, so the
-//! same code always writes the same files.
+//! queries and the judging pools; quality, the judges' noise and the unmet queries each have
+//! their own, so the same code always writes the same files.
 //!
 //! ```
 //! let demo = shelf::demo::generate();
@@ -41,7 +47,7 @@
 
 mod vocab;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
 
@@ -70,6 +76,15 @@ const JUDGED_RANDOM: usize = 2;
 /// The seeded streams besides the main one (stream 0), so each kind of draw has its own.
 const QUALITY_STREAM: u64 = 1;
 const JUDGES_STREAM: u64 = 2;
+const UNMET_STREAM: u64 = 3;
+/// Unmet queries per kind that has sizes and colours (see [`make_unmet_queries`]). With one
+/// per kind (50 of 592 queries) LightGBM still put a grey 36-inch mirror above the 36-inch
+/// vanities for "36 in vanity grey"; with three, and the `category_head_match` feature, it
+/// learns that the kind comes first.
+const UNMET_PER_KIND: usize = 3;
+/// Queries the generator never judges, so the README's examples show how a ranker does on
+/// text it never trained on.
+const SHOWCASE_QUERIES: &[&str] = &["36 in vanity grey"];
 /// Stars = clamp(RATING_MEAN + RATING_PER_QUALITY × quality + RATING_NOISE × N(0, 1), 1, 5):
 /// ratings follow the latent quality loosely (correlation about 0.5).
 const RATING_MEAN: f64 = 3.9;
@@ -87,7 +102,7 @@ const SLIP: f64 = 0.12;
 pub struct DemoQuery {
     pub qid: String,
     pub text: String,
-    /// `category`, `synonym`, `typo`, `attribute`, `brand` or `vague`.
+    /// `category`, `synonym`, `typo`, `attribute`, `brand`, `vague` or `unmet` (a size and colour no product has together).
     pub class: &'static str,
     intent: Intent,
 }
@@ -379,8 +394,43 @@ fn make_queries(facts: &[Facts], rng: &mut ChaCha8Rng) -> Vec<DemoQuery> {
             }
         }
     }
-    for (at, query) in queries.iter_mut().enumerate() {
-        query.qid = format!("demo{:03}", at + 1);
+    queries
+}
+
+/// Size-and-colour queries that no product meets: the shopper asks for a size and a colour
+/// the shop has, but never together ("36 in vanity grey" when no grey vanity is 36 inches).
+/// The best answers are then products of the wanted kind that miss a constraint (fit 3 or
+/// 4), not products of a related kind that happen to name every word (a grey 36-inch
+/// vanity mirror, fit 2): a ranker only learns that from queries like these.
+///
+/// They come after the others and draw from their own stream, so adding them changed no
+/// other query or judgment.
+fn make_unmet_queries(facts: &[Facts], known: &[DemoQuery], rng: &mut ChaCha8Rng) -> Vec<DemoQuery> {
+    let mut queries: Vec<DemoQuery> = Vec::new();
+    for (kind_at, kind) in KINDS.iter().enumerate() {
+        let of_kind: Vec<&Facts> = facts.iter().filter(|f| f.kind == kind_at).collect();
+        let met: BTreeSet<(&str, &str)> = of_kind.iter().filter_map(|f| Some((f.size?, f.colour?))).collect();
+        let sizes: BTreeSet<&str> = of_kind.iter().filter_map(|f| f.size).collect();
+        let colours: BTreeSet<&str> = of_kind.iter().filter_map(|f| f.colour).collect();
+        let unmet: Vec<(&str, &str)> = sizes
+            .iter()
+            .flat_map(|&size| colours.iter().map(move |&colour| (size, colour)))
+            .filter(|pair| !met.contains(pair))
+            .collect();
+        let noun = kind.noun.to_lowercase();
+        let short = noun.split(' ').next_back().unwrap_or(&noun).to_string();
+        for &(size, colour) in unmet.choose_multiple(rng, UNMET_PER_KIND) {
+            let text = if rng.random_bool(0.5) {
+                format!("{size} {short} {colour}")
+            } else {
+                format!("{colour} {size} {short}")
+            };
+            let taken = |t: &str| known.iter().chain(&queries).any(|q| q.text == t) || SHOWCASE_QUERIES.contains(&t);
+            if !taken(&text) {
+                let intent = Intent { kind: kind_at, size: Some(size), colour: Some(colour), ..Default::default() };
+                queries.push(DemoQuery { qid: String::new(), text, class: "unmet", intent });
+            }
+        }
     }
     queries
 }
@@ -395,14 +445,19 @@ fn judge(
     judges: &mut ChaCha8Rng,
 ) -> BTreeMap<String, i32> {
     let words: Vec<&str> = query.text.split(' ').filter(|w| w.len() > 2).collect();
-    // The pools follow the true fit; the judges' noise only changes the grades given.
+    // The pools follow the true fit; the judges' noise only changes the grades given. The
+    // first pool holds the wanted kind's products that fit within a step of the best the
+    // shop has (and at least 3): a perfect fit's near misses, or, when nothing fits
+    // perfectly (an unmet query), the near misses themselves.
+    let fits: Vec<i32> = facts.iter().map(|f| fit(&query.intent, f)).collect();
+    let first = (fits.iter().copied().max().unwrap_or(5) - 1).max(3);
     let mut groups: [Vec<(usize, i32)>; 5] = Default::default();
-    for (at, (product, facts)) in products.iter().zip(facts).enumerate() {
-        let fit = fit(&query.intent, facts);
+    for (at, ((product, facts), &fit)) in products.iter().zip(facts).zip(&fits).enumerate() {
         let title = product.title.to_lowercase();
+        let of_kind = facts.kind == query.intent.kind;
         let group = match fit {
-            4.. => 0,
-            2..=3 if facts.kind == query.intent.kind => 1,
+            _ if of_kind && fit >= first => 0,
+            2..=3 if of_kind => 1,
             1..=3 => 2,
             _ if words.iter().any(|w| title.contains(w)) => 3,
             _ => 4,
@@ -439,7 +494,12 @@ fn generate_with_facts() -> (Demo, Vec<Facts>) {
             facts.push(fact);
         }
     }
-    let queries = make_queries(&facts, &mut rng);
+    let mut queries = make_queries(&facts, &mut rng);
+    let unmet = make_unmet_queries(&facts, &queries, &mut stream(UNMET_STREAM));
+    queries.extend(unmet);
+    for (at, query) in queries.iter_mut().enumerate() {
+        query.qid = format!("demo{:03}", at + 1);
+    }
     let qrels = queries.iter().map(|q| (q.qid.clone(), judge(q, &products, &facts, &mut rng, &mut judges))).collect();
     (Demo { products, queries, qrels }, facts)
 }
@@ -491,6 +551,33 @@ mod tests {
         let mean = draws.iter().sum::<f64>() / draws.len() as f64;
         let variance = draws.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / draws.len() as f64;
         assert!(mean.abs() < 0.03 && (variance - 1.0).abs() < 0.05, "mean {mean}, variance {variance}");
+    }
+
+    /// An unmet query has no perfect fit in the catalogue, its near misses (fit 3 or more,
+    /// of the wanted kind) are judged, and the first 542 queries are as they were before
+    /// unmet queries existed.
+    #[test]
+    fn unmet_queries_have_no_perfect_answer_and_their_near_misses_are_judged() {
+        let (demo, facts) = generate_with_facts();
+        let at: BTreeMap<&str, usize> = demo.products.iter().enumerate().map(|(i, p)| (p.id.as_str(), i)).collect();
+        let unmet: Vec<&DemoQuery> = demo.queries.iter().filter(|q| q.class == "unmet").collect();
+        assert!(unmet.len() >= 100, "{} unmet queries", unmet.len());
+        assert!(demo.queries[..542].iter().all(|q| q.class != "unmet"));
+        assert!(!demo.queries.iter().any(|q| SHOWCASE_QUERIES.contains(&q.text.as_str())));
+        for query in unmet {
+            let best = facts.iter().map(|f| fit(&query.intent, f)).max().unwrap_or(0);
+            assert!((3..5).contains(&best), "{}: best fit {best}", query.text);
+            let near_misses =
+                facts.iter().filter(|f| f.kind == query.intent.kind && fit(&query.intent, f) >= 3).count();
+            let judged = demo.qrels[&query.qid]
+                .keys()
+                .filter(|id| {
+                    let f = &facts[at[id.as_str()]];
+                    f.kind == query.intent.kind && fit(&query.intent, f) >= 3
+                })
+                .count();
+            assert_eq!(judged, near_misses.min(JUDGED_RELEVANT), "{}", query.text);
+        }
     }
 
     /// Grades come from fit plus the judges' view of a quality that ratings show only
