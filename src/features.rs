@@ -59,8 +59,8 @@ pub const NAMES: [&str; 40] = [
     // Other fields.
     "brand_match",         // 1 when the product's brand is named in the query (missing: no brand)
     "category_share",      // share of query words in the category path
-    "category_head_match", // 1 when the query names the product's kind, the last word of its leaf category
-    // (missing when the query names no kind of the catalogue, or no category)
+    "category_head_match", // 1 when a query word is the last word of the product's leaf category (by stem)
+    // 0 when only other categories' last words are (missing: none is, or no category)
     "description_share", // share of query words in the description
     "attributes_share",  // share of query words in the attributes
     "any_field_share",   // share of query words in any field
@@ -135,8 +135,10 @@ pub struct Signals {
     pub alpha: f32,
     pub category_affinity: Option<f32>,
     pub category_affinity_top: Option<f32>,
-    /// Whether the query names a kind of product the catalogue has: the last word of one of
-    /// its leaf categories, by stem (known when the index holds category centroids).
+    /// Whether a query word is the last word of one of the catalogue's leaf categories, by
+    /// stem: the query names a kind of product (known when the index holds category centroids).
+    /// A query naming two ("vanity mirror") matches both kinds; irregular plurals ("Shelves")
+    /// stem apart from their singulars and never match.
     pub query_names_kind: bool,
 }
 

@@ -967,9 +967,11 @@ fn run_demo(args: DemoArgs) -> Result<()> {
     // or the judgments changed since it was trained (a stamp beside the model says which).
     let model_dir = root.join("models/demo");
     let (queries_path, qrels_path) = (root.join(demo::QUERIES_PATH), root.join(demo::QRELS_PATH));
-    let judged = format!("{}\n{}\n", index::fingerprint_file(&queries_path)?, index::fingerprint_file(&qrels_path)?);
+    let digest = |path: &Path| index::fingerprint_file(path).ok();
+    // Without the judgment files there is nothing to compare: a model that loads is kept.
+    let judged = digest(&queries_path).zip(digest(&qrels_path)).map(|(q, r)| format!("{q}\n{r}\n"));
     let stamp = model_dir.join(DEMO_MODEL_STAMP);
-    let same_judgments = std::fs::read_to_string(&stamp).is_ok_and(|found| found == judged);
+    let same_judgments = judged.as_ref().is_none_or(|j| std::fs::read_to_string(&stamp).is_ok_and(|found| found == *j));
     let model_ok =
         fresh && same_judgments && Engine::open_with(&index_dir, &args.encoder.dir, Some(&model_dir)).is_ok();
     if model_ok {
@@ -977,6 +979,10 @@ fn run_demo(args: DemoArgs) -> Result<()> {
     } else {
         if fresh && !same_judgments && stamp.exists() {
             println!("the demo's judged queries changed since {} was trained: training it again", model_dir.display());
+        }
+        // Gone until training succeeds, so a run cut short never leaves a model marked current.
+        if stamp.exists() {
+            std::fs::remove_file(&stamp).with_context(|| format!("removing {}", stamp.display()))?;
         }
         let engine = Engine::open_with_encoder(&index_dir, &args.encoder.dir)?;
         let queries = read_queries_file(&queries_path)?;
@@ -993,7 +999,9 @@ fn run_demo(args: DemoArgs) -> Result<()> {
             report.cv_ndcg10,
             report.cv_ndcg10_hybrid
         );
-        std::fs::write(&stamp, judged).with_context(|| format!("writing {}", stamp.display()))?;
+        if let Some(judged) = judged {
+            std::fs::write(&stamp, judged).with_context(|| format!("writing {}", stamp.display()))?;
+        }
     }
     if args.no_serve {
         return Ok(());
