@@ -24,7 +24,7 @@
 //! }
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -80,6 +80,9 @@ pub struct Engine {
     models: Models,
     /// Searches running now ([`InFlight`]).
     searching: AtomicUsize,
+    /// The catalogue's kinds of product: the stem of each leaf category's last word (from the
+    /// categories stored with the vectors), so a search only looks its words up.
+    kinds: HashSet<String>,
 }
 
 /// One running search, counted while it lives. A search that runs alone shares its
@@ -191,6 +194,11 @@ impl Engine {
                 (Some(encoder), None)
             }
         };
+        let kinds = index
+            .vectors
+            .as_ref()
+            .map(|store| store.centroids().filter_map(|(category, _)| features::category_head(category)).collect())
+            .unwrap_or_default();
         Ok(Engine {
             index,
             encoder,
@@ -198,6 +206,7 @@ impl Engine {
             query_vectors: Kept::new(QUERY_VECTORS),
             models: Models::default(),
             searching: AtomicUsize::new(0),
+            kinds,
         })
     }
 
@@ -529,8 +538,7 @@ impl Engine {
         let query_text = query_text.with_idf(idf);
         // A query that names a kind ("vanity") makes every other kind a worse answer, however
         // many of its words a product of that kind holds ("vanity mirror in grey").
-        let query_names_kind =
-            affinities.keys().filter_map(|c| features::category_head(c)).any(|head| query_text.stems().contains(&head));
+        let query_names_kind = query_text.stems().iter().any(|stem| self.kinds.contains(stem));
         // A product the hybrid list did not hold ranks just below its end.
         let beyond = proposed.len() + 1;
         let (items, fused_ranks): (Vec<Ranked>, Vec<Option<usize>>) = items.into_iter().unzip();
