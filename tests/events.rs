@@ -8,47 +8,32 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
+use common::server::Server;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use shelf::events::store::read_log;
 use shelf::server::{AppState, Limits};
 
-struct Server {
-    base: String,
-    client: reqwest::Client,
+/// A server over the demo index that logs impressions and takes events into `log` (none:
+/// no log, so `POST /events` is refused).
+async fn start(log: Option<&Path>) -> (Server, Arc<AppState>) {
+    let limits = Limits { timeout: std::time::Duration::from_secs(120), ..Limits::default() };
+    let state = AppState::open_with_limits(common::demo_index(), &common::encoder_dir(), None, None, limits).unwrap();
+    if let Some(log) = log {
+        state.log_events_to(log).unwrap();
+    }
+    Server::serve(state).await
 }
 
-impl Server {
-    async fn start(log: Option<&Path>) -> (Server, Arc<AppState>) {
-        let limits = Limits { timeout: std::time::Duration::from_secs(120), ..Limits::default() };
-        let state =
-            AppState::open_with_limits(common::demo_index(), &common::encoder_dir(), None, None, limits).unwrap();
-        if let Some(log) = log {
-            state.log_events_to(log).unwrap();
-        }
-        let base = common::serve(state.clone()).await;
-        (Server { base, client: reqwest::Client::new() }, state)
-    }
+/// A search's answer, which must be 200.
+async fn search(server: &Server, query: &str) -> Value {
+    let (status, body) = server.get(&format!("/search?q={query}&k=10&facets=false")).await;
+    assert_eq!(status, StatusCode::OK);
+    body
+}
 
-    async fn search(&self, query: &str) -> Value {
-        let response =
-            self.client.get(format!("{}/search?q={query}&k=10&facets=false", self.base)).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        response.json().await.unwrap()
-    }
-
-    async fn post(&self, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .post(format!("{}/events", self.base))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
+async fn post_events(server: &Server, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+    server.post_raw("/events", body).await
 }
 
 fn first_id(response: &Value) -> (String, String, String) {
@@ -65,15 +50,15 @@ fn event(id: &str, impression: &str, product: &str, kind: &str) -> Value {
 async fn events_are_checked_stored_once_and_a_bad_one_spoils_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("events.sqlite");
-    let (server, state) = Server::start(Some(&log)).await;
-    let (impression, first, second) = first_id(&server.search("grey+sofa").await);
+    let (server, state) = start(Some(&log)).await;
+    let (impression, first, second) = first_id(&search(&server, "grey+sofa").await);
 
     let click = event("e1", &impression, &first, "click");
-    let (status, body) = server.post(click.to_string()).await;
+    let (status, body) = post_events(&server, click.to_string()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["accepted"], 1);
     // The same event again is harmless.
-    let (status, body) = server.post(click.to_string()).await;
+    let (status, body) = post_events(&server, click.to_string()).await;
     assert_eq!((status, body["duplicates"].clone()), (StatusCode::OK, json!(1)), "{body}");
 
     // Each kind of bad single event gets its own status and code.
@@ -99,13 +84,13 @@ async fn events_are_checked_stored_once_and_a_bad_one_spoils_nothing() {
         ),
     ];
     for (body, expected, code) in table {
-        let (status, answer) = server.post(body.to_string()).await;
+        let (status, answer) = post_events(&server, body.to_string()).await;
         assert_eq!(status, expected, "{body} -> {answer}");
         assert_eq!(answer["error"]["code"], code, "{answer}");
     }
-    let (status, answer) = server.post("{not json").await;
+    let (status, answer) = post_events(&server, "{not json").await;
     assert_eq!((status, answer["error"]["code"].clone()), (StatusCode::BAD_REQUEST, json!("invalid_json")));
-    let (status, _) = server.post("[]").await;
+    let (status, _) = post_events(&server, "[]").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // A batch: the good events are stored, the bad ones listed.
@@ -115,7 +100,7 @@ async fn events_are_checked_stored_once_and_a_bad_one_spoils_nothing() {
         event("b3", "nope", &first, "click"),
         {"event_id": "b4", "impression_id": impression, "product_id": second, "type": "purchase", "value": 19.99, "ts": 1_700_000_000_000i64},
     ]);
-    let (status, answer) = server.post(batch.to_string()).await;
+    let (status, answer) = post_events(&server, batch.to_string()).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
     assert_eq!((answer["accepted"].clone(), answer["rejected"].clone()), (json!(2), json!(2)), "{answer}");
     assert_eq!(answer["error"]["code"], "events_rejected");
@@ -133,8 +118,8 @@ async fn events_are_checked_stored_once_and_a_bad_one_spoils_nothing() {
     assert_eq!((purchase.value, purchase.ts_ms), (Some(19.99), 1_700_000_000_000));
 
     // A server without a log says how to get one.
-    let (plain, _) = Server::start(None).await;
-    let (status, answer) = plain.post(click.to_string()).await;
+    let (plain, _) = start(None).await;
+    let (status, answer) = post_events(&plain, click.to_string()).await;
     assert_eq!((status, answer["error"]["code"].clone()), (StatusCode::NOT_FOUND, json!("events_disabled")));
 }
 
@@ -142,8 +127,8 @@ async fn events_are_checked_stored_once_and_a_bad_one_spoils_nothing() {
 async fn impressions_record_the_list_shown_and_each_propensity() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("events.sqlite");
-    let (server, state) = Server::start(Some(&log)).await;
-    let plain = server.search("office+chair").await;
+    let (server, state) = start(Some(&log)).await;
+    let plain = search(&server, "office+chair").await;
     let mut explored = Vec::new();
     for _ in 0..20 {
         let response = server
@@ -194,7 +179,7 @@ async fn impressions_record_the_list_shown_and_each_propensity() {
 async fn interleaving_merges_two_rankers_and_logs_who_placed_what() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("events.sqlite");
-    let (server, state) = Server::start(Some(&log)).await;
+    let (server, state) = start(Some(&log)).await;
     let get = |query: String| {
         let (client, base) = (server.client.clone(), server.base.clone());
         async move {
@@ -248,7 +233,7 @@ async fn acknowledged_events_survive_kill_9() {
         assert!(started.elapsed().as_secs() < 120, "the server did not start");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let (impression, first, second) = first_id(&server.search("bar+stool").await);
+    let (impression, first, second) = first_id(&search(&server, "bar+stool").await);
     // Four posters, each a stream of small batches, until the process dies under them.
     let acknowledged = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let mut posters = Vec::new();
@@ -299,7 +284,7 @@ async fn simulated_shoppers_close_the_loop() {
     use shelf::events::{bias::PositionCurve, counterfactual, labels, simulate};
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("events.sqlite");
-    let (server, state) = Server::start(Some(&log)).await;
+    let (server, state) = start(Some(&log)).await;
     let (queries, qrels) = common::demo_judgments();
     let queries = shelf::eval::split::Part::Tune.select(&queries);
     let options = simulate::SimOptions {
