@@ -56,7 +56,7 @@ use crate::search::{FacetCount, Facets, Filters};
 const FACET_VALUES: usize = 20;
 /// Parsed products kept in memory (see [`LexicalIndex::product`]).
 pub const PRODUCTS_KEPT: usize = 100_000;
-/// Memory for the index writer, shared by its threads.
+/// Memory for the index writer: a catalogue whose postings fit in it becomes one segment.
 const WRITER_HEAP: usize = 256 * 1024 * 1024;
 
 /// An opened lexical index.
@@ -109,8 +109,11 @@ impl LexicalIndex {
     ) -> tantivy::Result<LexicalIndex> {
         let (schema, fields) = Fields::schema();
         let index = Index::create_in_dir(dir, schema)?;
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
-        let mut writer = index.writer_with_num_threads::<TantivyDocument>(threads, WRITER_HEAP)?;
+        // One indexing thread, so products keep the catalogue's order. BM25 breaks ties by
+        // that order: on several threads it came from the threads' race, so each build
+        // ranked tied products differently and trained a different learned ranker. Indexing
+        // is a second for Home Depot's catalogue either way.
+        let mut writer = index.writer_with_num_threads::<TantivyDocument>(1, WRITER_HEAP)?;
         for product in products {
             writer.add_document(document(&fields, product))?;
             progress.inc(1);
@@ -481,4 +484,31 @@ fn document(fields: &Fields, product: &Product) -> TantivyDocument {
     }
     doc.add_text(fields.product, serde_json::to_string(product).unwrap_or_default());
     doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::IndexConfig;
+
+    /// Products with the same text score the same; the catalogue's order ranks them, so every
+    /// build of a catalogue gives the same lists (and a learned ranker the same training data).
+    #[test]
+    fn tied_products_rank_in_catalogue_order() {
+        // Ids that do not sort like the catalogue's order, so neither id order nor chance passes.
+        let ids: Vec<String> = (0..300).map(|i| format!("p{}", (i * 7919) % 1000)).collect();
+        let products: Vec<Product> = ids
+            .iter()
+            .map(|id| Product { id: id.clone(), title: "Grey Linen Sofa".into(), ..Default::default() })
+            .collect();
+        let config = IndexConfig::default().lexical;
+        for build in 0..2 {
+            let dir = tempfile::tempdir().unwrap();
+            let index = LexicalIndex::create(dir.path(), &products, &indicatif::ProgressBar::hidden()).unwrap();
+            let query = index.analyze("grey sofa", &config).unwrap();
+            let found = index.search(&query, &Filters::default(), 300, false, &config).unwrap();
+            let ranked: Vec<String> = found.hits.iter().map(|hit| index.product(hit.doc).unwrap().id.clone()).collect();
+            assert_eq!(ranked, ids, "build {build}");
+        }
+    }
 }
