@@ -202,4 +202,16 @@ fn the_demo_retrains_its_model_when_the_judgments_change() {
     std::fs::remove_file(shop.join("models/demo/TRAINED_FROM")).unwrap();
     let fifth = demo();
     assert!(fifth.contains("trained the demo model") && !fifth.contains("judged queries changed"), "{fifth}");
+
+    // An index from before BM25 ties followed the catalogue's order is built again, and its
+    // model trained again.
+    let manifest_path = shop.join("index/demo/manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    assert_eq!(manifest["ties"], "catalogue order");
+    manifest.as_object_mut().unwrap().remove("ties");
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let sixth = demo();
+    assert!(sixth.contains("built the demo index") && sixth.contains("trained the demo model"), "{sixth}");
+    assert!(current(&demo()), "the rebuilt index and its model are current");
 }

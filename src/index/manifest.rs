@@ -24,6 +24,11 @@ pub struct Manifest {
     /// Present when the index holds product vectors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dense: Option<DenseInfo>,
+    /// How BM25 ranks products with equal scores: [`crate::lexical::TIES`], in the
+    /// catalogue's order, the same on every build. Absent in indexes built before
+    /// 2026-12-07, whose indexing threads ordered tied products.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ties: Option<String>,
 }
 
 /// The vectors of an index and the encoder that made them.

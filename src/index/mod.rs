@@ -142,6 +142,7 @@ pub fn build_with(
                 duplicates: report.duplicates,
             },
             dense,
+            ties: Some(crate::lexical::TIES.to_string()),
         };
         manifest.write(&staging)?;
         Ok(manifest)

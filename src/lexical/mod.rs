@@ -56,6 +56,9 @@ use crate::search::{FacetCount, Facets, Filters};
 const FACET_VALUES: usize = 20;
 /// Parsed products kept in memory (see [`LexicalIndex::product`]).
 pub const PRODUCTS_KEPT: usize = 100_000;
+/// How BM25 ranks products with equal scores (recorded in the index's manifest): in the
+/// catalogue's order, see [`LexicalIndex::create`].
+pub const TIES: &str = "catalogue order";
 /// Memory for the index writer: a catalogue whose postings fit in it becomes one segment.
 const WRITER_HEAP: usize = 256 * 1024 * 1024;
 
