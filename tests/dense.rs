@@ -147,6 +147,36 @@ fn unchanged_products_reuse_their_vectors_and_lexical_indexes_refuse_dense() {
     }
 }
 
+/// Products with the same text can hold vectors a rounding apart (embedded in batches padded
+/// differently). A rebuild that reuses them must write back each product's own, bit for bit:
+/// otherwise it trains another learned ranker than the build it repeats.
+#[test]
+fn a_rebuild_writes_back_each_products_own_vector() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("idx");
+    let catalog_path = dir.path().join("c.jsonl");
+    std::fs::write(
+        &catalog_path,
+        "{\"id\": \"1\", \"title\": \"Grey Sofa\"}\n{\"id\": \"2\", \"title\": \"Oak Desk\"}\n{\"id\": \"3\", \"title\": \"Grey Sofa\"}\n",
+    )
+    .unwrap();
+    let encoder = Encoder::load(&common::encoder_dir()).unwrap();
+    let options = BuildOptions::new("c", Format::Jsonl, "f");
+    let catalog = import_file(&catalog_path, &ImportOptions::new(Format::Jsonl), &|_| {}).unwrap();
+    build_with(&catalog, &options, Some(&encoder), &out).unwrap();
+    // Product 3 (the third row) a rounding away from product 1, as another batch would leave it.
+    let vectors = out.join("dense/vectors.f32");
+    let mut bytes = std::fs::read(&vectors).unwrap();
+    let third = 2 * encoder.dim() * 4;
+    let nudged = f32::from_le_bytes(bytes[third..third + 4].try_into().unwrap()).to_bits() ^ 1;
+    bytes[third..third + 4].copy_from_slice(&nudged.to_le_bytes());
+    std::fs::write(&vectors, &bytes).unwrap();
+
+    let again = build_with(&catalog, &options, Some(&encoder), &out).unwrap();
+    assert_eq!(again.dense.unwrap().reused, 3);
+    assert!(std::fs::read(&vectors).unwrap() == bytes, "every product got its own vector back, bit for bit");
+}
+
 #[test]
 fn the_hnsw_graph_finds_what_exact_search_finds() {
     let engine = engine();

@@ -77,6 +77,23 @@ pub struct VectorStore {
     centroids: Vec<f32>,
 }
 
+/// The vectors of a previous build, for products whose embedded text is unchanged.
+pub struct Reusable<'a> {
+    store: &'a VectorStore,
+    by_text: HashMap<&'a str, usize>,
+}
+
+impl<'a> Reusable<'a> {
+    /// The product's own vector when its text is unchanged, else another product's with the
+    /// same text. Its own first: products with the same text may hold vectors a rounding
+    /// apart (embedded in different batches), and a rebuild must write back what it read,
+    /// bit for bit, or it trains another learned ranker than the build it repeats.
+    pub fn get(&self, id: &str, text_hash: &str) -> Option<&'a [f32]> {
+        let own = self.store.row_of(id).filter(|&row| self.store.rows[row].text == text_hash);
+        own.or_else(|| self.by_text.get(text_hash).copied()).map(|row| self.store.vector(row))
+    }
+}
+
 /// A short, stable hash of an embedded text.
 pub fn text_hash(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
@@ -122,9 +139,9 @@ impl VectorStore {
         self.by_id.get(id).copied()
     }
 
-    /// Stored vectors by text hash, for reuse when rebuilding with the same encoder.
-    pub fn reusable(&self) -> HashMap<&str, &[f32]> {
-        self.rows.iter().enumerate().map(|(row, r)| (r.text.as_str(), self.vector(row))).collect()
+    /// The stored vectors, for reuse when rebuilding with the same encoder.
+    pub fn reusable(&self) -> Reusable<'_> {
+        Reusable { store: self, by_text: self.rows.iter().enumerate().map(|(row, r)| (r.text.as_str(), row)).collect() }
     }
 
     /// Computes each category's centroid: the unit-length mean of its products' vectors.

@@ -180,10 +180,11 @@ fn embed_catalog(
     }
     let identity = encoder.identity(&dense::text_recipe(parts));
     let old = VectorStore::load(&previous.join(DENSE_DIR)).ok().filter(|store| store.identity.same_products(&identity));
-    let reusable = old.as_ref().map(VectorStore::reusable).unwrap_or_default();
+    let reusable = old.as_ref().map(VectorStore::reusable);
     let texts: Vec<String> = products.iter().map(|p| dense::product_text(p, parts)).collect();
     let hashes: Vec<String> = texts.iter().map(|text| dense::store::text_hash(text)).collect();
-    let missing: Vec<usize> = (0..products.len()).filter(|&at| !reusable.contains_key(hashes[at].as_str())).collect();
+    let reuse = |at: usize| reusable.as_ref().and_then(|r| r.get(&products[at].id, &hashes[at]));
+    let missing: Vec<usize> = (0..products.len()).filter(|&at| reuse(at).is_none()).collect();
     let progress = crate::progress::bar(missing.len() as u64, "embedding", show_progress);
     let to_embed: Vec<&str> = missing.iter().map(|&at| texts[at].as_str()).collect();
     let mut fresh = encoder.embed_with_progress(&to_embed, &|done| progress.inc(done as u64))?.into_iter();
@@ -196,7 +197,7 @@ fn embed_catalog(
             let vector = fresh.next().unwrap_or_default();
             store.push(&product.id, hashes[at].clone(), &vector);
         } else {
-            let vector = reusable.get(hashes[at].as_str()).copied().unwrap_or_default();
+            let vector = reuse(at).unwrap_or_default();
             store.push(&product.id, hashes[at].clone(), vector);
         }
     }
