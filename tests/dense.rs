@@ -6,7 +6,7 @@ mod common;
 use shelf::catalog::{import_file, Format, ImportOptions};
 use shelf::dense::{Encoder, Precision};
 use shelf::engine::{Engine, SearchError};
-use shelf::index::{build_with, BuildOptions};
+use shelf::index::{build_with, BuildOptions, Manifest};
 use shelf::search::{RankerKind, SearchRequest};
 
 fn request(q: &str, ranker: RankerKind, k: usize) -> SearchRequest {
@@ -114,29 +114,31 @@ fn hybrid_fuses_both_sources() {
     }
 }
 
+/// Writes `jsonl` as the catalogue in `dir` and builds it, with vectors, into `dir/idx`
+/// (over the index there, reusing what it can).
+fn build_catalogue(dir: &std::path::Path, jsonl: &str, encoder: &Encoder) -> (shelf::catalog::Catalog, Manifest) {
+    let catalog_path = dir.join("c.jsonl");
+    std::fs::write(&catalog_path, jsonl).unwrap();
+    let catalog = import_file(&catalog_path, &ImportOptions::new(Format::Jsonl), &|_| {}).unwrap();
+    let manifest =
+        build_with(&catalog, &BuildOptions::new("c", Format::Jsonl, "f"), Some(encoder), &dir.join("idx")).unwrap();
+    (catalog, manifest)
+}
+
 #[test]
 fn unchanged_products_reuse_their_vectors_and_lexical_indexes_refuse_dense() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("idx");
-    let catalog_path = dir.path().join("c.jsonl");
-    std::fs::write(
-        &catalog_path,
-        "{\"id\": \"1\", \"title\": \"Grey Sofa\"}\n{\"id\": \"2\", \"title\": \"Oak Desk\"}\n",
-    )
-    .unwrap();
     let encoder = Encoder::load(&common::encoder_dir()).unwrap();
-    let options = BuildOptions::new("c", Format::Jsonl, "f");
-    let catalog = import_file(&catalog_path, &ImportOptions::new(Format::Jsonl), &|_| {}).unwrap();
-    let first = build_with(&catalog, &options, Some(&encoder), &out).unwrap();
+    let (_, first) = build_catalogue(
+        dir.path(),
+        "{\"id\": \"1\", \"title\": \"Grey Sofa\"}\n{\"id\": \"2\", \"title\": \"Oak Desk\"}\n",
+        &encoder,
+    );
     assert_eq!(first.dense.unwrap().reused, 0);
-    std::fs::write(
-        &catalog_path,
-        "{\"id\": \"1\", \"title\": \"Grey Sofa\"}\n{\"id\": \"2\", \"title\": \"Oak Writing Desk\"}\n",
-    )
-    .unwrap();
-    let catalog = import_file(&catalog_path, &ImportOptions::new(Format::Jsonl), &|_| {}).unwrap();
-    let second = build_with(&catalog, &options, Some(&encoder), &out).unwrap();
+    let changed = "{\"id\": \"1\", \"title\": \"Grey Sofa\"}\n{\"id\": \"2\", \"title\": \"Oak Writing Desk\"}\n";
+    let (catalog, second) = build_catalogue(dir.path(), changed, &encoder);
     assert_eq!(second.dense.unwrap().reused, 1, "the sofa's text did not change");
+    let options = BuildOptions::new("c", Format::Jsonl, "f");
 
     let lexical_only = dir.path().join("lex");
     shelf::index::build(&catalog, &options, &lexical_only).unwrap();
@@ -153,26 +155,18 @@ fn unchanged_products_reuse_their_vectors_and_lexical_indexes_refuse_dense() {
 #[test]
 fn a_rebuild_writes_back_each_products_own_vector() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("idx");
-    let catalog_path = dir.path().join("c.jsonl");
-    std::fs::write(
-        &catalog_path,
-        "{\"id\": \"1\", \"title\": \"Grey Sofa\"}\n{\"id\": \"2\", \"title\": \"Oak Desk\"}\n{\"id\": \"3\", \"title\": \"Grey Sofa\"}\n",
-    )
-    .unwrap();
     let encoder = Encoder::load(&common::encoder_dir()).unwrap();
-    let options = BuildOptions::new("c", Format::Jsonl, "f");
-    let catalog = import_file(&catalog_path, &ImportOptions::new(Format::Jsonl), &|_| {}).unwrap();
-    build_with(&catalog, &options, Some(&encoder), &out).unwrap();
+    let jsonl = "{\"id\": \"1\", \"title\": \"Grey Sofa\"}\n{\"id\": \"2\", \"title\": \"Oak Desk\"}\n{\"id\": \"3\", \"title\": \"Grey Sofa\"}\n";
+    build_catalogue(dir.path(), jsonl, &encoder);
     // Product 3 (the third row) a rounding away from product 1, as another batch would leave it.
-    let vectors = out.join("dense/vectors.f32");
+    let vectors = dir.path().join("idx/dense/vectors.f32");
     let mut bytes = std::fs::read(&vectors).unwrap();
     let third = 2 * encoder.dim() * 4;
     let nudged = f32::from_le_bytes(bytes[third..third + 4].try_into().unwrap()).to_bits() ^ 1;
     bytes[third..third + 4].copy_from_slice(&nudged.to_le_bytes());
     std::fs::write(&vectors, &bytes).unwrap();
 
-    let again = build_with(&catalog, &options, Some(&encoder), &out).unwrap();
+    let (_, again) = build_catalogue(dir.path(), jsonl, &encoder);
     assert_eq!(again.dense.unwrap().reused, 3);
     assert!(std::fs::read(&vectors).unwrap() == bytes, "every product got its own vector back, bit for bit");
 }
