@@ -183,22 +183,18 @@ fn embed_catalog(
     let reusable = old.as_ref().map(VectorStore::reusable);
     let texts: Vec<String> = products.iter().map(|p| dense::product_text(p, parts)).collect();
     let hashes: Vec<String> = texts.iter().map(|text| dense::store::text_hash(text)).collect();
-    let reuse = |at: usize| reusable.as_ref().and_then(|r| r.get(&products[at].id, &hashes[at]));
-    let missing: Vec<usize> = (0..products.len()).filter(|&at| reuse(at).is_none()).collect();
-    let progress = crate::progress::bar(missing.len() as u64, "embedding", show_progress);
-    let to_embed: Vec<&str> = missing.iter().map(|&at| texts[at].as_str()).collect();
+    let reused: Vec<Option<&[f32]>> =
+        (0..products.len()).map(|at| reusable.as_ref().and_then(|r| r.get(&products[at].id, &hashes[at]))).collect();
+    let to_embed: Vec<&str> =
+        (0..products.len()).filter(|&at| reused[at].is_none()).map(|at| texts[at].as_str()).collect();
+    let progress = crate::progress::bar(to_embed.len() as u64, "embedding", show_progress);
     let mut fresh = encoder.embed_with_progress(&to_embed, &|done| progress.inc(done as u64))?.into_iter();
     progress.finish_and_clear();
     let mut store = VectorStore::new(identity.clone());
-    let mut next_missing = missing.iter().peekable();
     for (at, product) in products.iter().enumerate() {
-        if next_missing.peek() == Some(&&at) {
-            next_missing.next();
-            let vector = fresh.next().unwrap_or_default();
-            store.push(&product.id, hashes[at].clone(), &vector);
-        } else {
-            let vector = reuse(at).unwrap_or_default();
-            store.push(&product.id, hashes[at].clone(), vector);
+        match reused[at] {
+            Some(vector) => store.push(&product.id, hashes[at].clone(), vector),
+            None => store.push(&product.id, hashes[at].clone(), &fresh.next().unwrap_or_default()),
         }
     }
     store.compute_centroids(products);
@@ -213,7 +209,7 @@ fn embed_catalog(
     Ok(DenseInfo {
         encoder: identity,
         vectors: products.len() as u64,
-        reused: (products.len() - missing.len()) as u64,
+        reused: (products.len() - to_embed.len()) as u64,
         seconds: embedded,
         ann: Some(ann),
     })
