@@ -110,25 +110,40 @@ impl LexicalIndex {
         products: &[Product],
         progress: &indicatif::ProgressBar,
     ) -> tantivy::Result<LexicalIndex> {
+        Self::create_with_heap(dir, products, progress, WRITER_HEAP).map(|(index, _)| index)
+    }
+
+    /// [`LexicalIndex::create`] with the writer's memory given: a catalogue whose postings
+    /// outgrow `heap` is written in several segments, then merged into one. Also returns how
+    /// many segments were written.
+    fn create_with_heap(
+        dir: &Path,
+        products: &[Product],
+        progress: &indicatif::ProgressBar,
+        heap: usize,
+    ) -> tantivy::Result<(LexicalIndex, usize)> {
         let (schema, fields) = Fields::schema();
         let index = Index::create_in_dir(dir, schema)?;
         // One indexing thread, so products keep the catalogue's order. BM25 breaks ties by
         // that order: on several threads it came from the threads' race, so each build
         // ranked tied products differently and trained a different learned ranker. Indexing
         // is a second for Home Depot's catalogue either way.
-        let mut writer = index.writer_with_num_threads::<TantivyDocument>(1, WRITER_HEAP)?;
+        let mut writer = index.writer_with_num_threads::<TantivyDocument>(1, heap)?;
+        // Segments are merged once, below, in the catalogue's order; a merge the policy
+        // started on its own would stack them in whatever order it found them.
+        writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
         for product in products {
             writer.add_document(document(&fields, product))?;
             progress.inc(1);
         }
         writer.commit()?;
         // One segment searches fastest; the catalogue is written once, so merge now.
-        let segments = index.searchable_segment_ids()?;
+        let segments = segments_in_catalogue_order(&index, products)?;
         if segments.len() > 1 {
             writer.merge(&segments).wait()?;
         }
         writer.wait_merging_threads()?;
-        LexicalIndex::open(dir)
+        Ok((LexicalIndex::open(dir)?, segments.len()))
     }
 
     pub fn open(dir: &Path) -> tantivy::Result<LexicalIndex> {
@@ -413,6 +428,29 @@ fn matching(
     Ok(found)
 }
 
+/// The index's segments, in the order their products come in the catalogue.
+///
+/// A writer flushes a segment each time its memory fills, so each segment holds a run of
+/// the catalogue; but tantivy lists segments in no set order (by random ids), and a merge
+/// stacks them as listed. Merged in this order, documents keep the catalogue's order, and
+/// BM25 ties rank the same on every build however many segments a catalogue needed.
+fn segments_in_catalogue_order(index: &Index, products: &[Product]) -> tantivy::Result<Vec<tantivy::index::SegmentId>> {
+    let mut position: HashMap<&str, usize> = HashMap::with_capacity(products.len());
+    for (at, product) in products.iter().enumerate() {
+        position.entry(product.id.as_str()).or_insert(at);
+    }
+    let searcher = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?.searcher();
+    let mut segments = Vec::new();
+    for segment in searcher.segment_readers() {
+        // The catalogue has unique ids (import replaces duplicates), so a segment's first
+        // product places the whole run.
+        let first = segment_ids(segment)?.first().and_then(|id| position.get(&**id).copied()).unwrap_or(usize::MAX);
+        segments.push((first, segment.segment_id()));
+    }
+    segments.sort();
+    Ok(segments.into_iter().map(|(_, id)| id).collect())
+}
+
 /// The product id of each document of a segment, from its id column: the dictionary is
 /// read once, in order, instead of once per document.
 fn segment_ids(segment: &tantivy::SegmentReader) -> tantivy::Result<Vec<Box<str>>> {
@@ -512,6 +550,41 @@ mod tests {
             let found = index.search(&query, &Filters::default(), 300, false, &config).unwrap();
             let ranked: Vec<String> = found.hits.iter().map(|hit| index.product(hit.doc).unwrap().id.clone()).collect();
             assert_eq!(ranked, ids, "build {build}");
+        }
+    }
+
+    /// A catalogue too large for the writer's memory is written in several segments; merged,
+    /// its tied products still rank in the catalogue's order, on every build.
+    #[test]
+    fn tied_products_keep_catalogue_order_across_segments() {
+        const PRODUCTS: usize = 6_000;
+        let ids: Vec<String> = (0..PRODUCTS).map(|i| format!("p{}", (i * 7919) % 10_007)).collect();
+        // Words of their own fill the writer's memory; the title is what every product shares.
+        let products: Vec<Product> = ids
+            .iter()
+            .map(|id| Product {
+                id: id.clone(),
+                title: "Grey Linen Sofa".into(),
+                description: Some((0..60).map(|w| format!("w{id}x{w}")).collect::<Vec<_>>().join(" ")),
+                ..Default::default()
+            })
+            .collect();
+        let config = IndexConfig::default().lexical;
+        for build in 0..2 {
+            let dir = tempfile::tempdir().unwrap();
+            // The least memory tantivy lets a writer thread have (15 MB).
+            let heap = 15_000_000;
+            let (index, segments) =
+                LexicalIndex::create_with_heap(dir.path(), &products, &indicatif::ProgressBar::hidden(), heap).unwrap();
+            assert!(segments >= 3, "build {build} wrote {segments} segments: the test needs several");
+            assert_eq!(index.searcher().segment_readers().len(), 1, "merged into one segment");
+            let query = index.analyze("grey sofa", &config).unwrap();
+            let found = index.search(&query, &Filters::default(), PRODUCTS, false, &config).unwrap();
+            let ranked: Vec<String> = found.hits.iter().map(|hit| index.product(hit.doc).unwrap().id.clone()).collect();
+            assert_eq!(ranked.len(), PRODUCTS, "build {build}");
+            // Named by the first product out of place: the whole list is too long to print.
+            let misplaced = ranked.iter().zip(&ids).position(|(got, wanted)| got != wanted);
+            assert_eq!(misplaced, None, "build {build}: products out of catalogue order from this rank on");
         }
     }
 }
