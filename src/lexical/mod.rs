@@ -138,9 +138,9 @@ impl LexicalIndex {
         }
         writer.commit()?;
         // One segment searches fastest; the catalogue is written once, so merge now.
-        let segments = segments_in_catalogue_order(&index, products)?;
+        let segments = index.searchable_segment_ids()?;
         if segments.len() > 1 {
-            writer.merge(&segments).wait()?;
+            writer.merge(&segments_in_catalogue_order(&index, products)?).wait()?;
         }
         writer.wait_merging_threads()?;
         Ok((LexicalIndex::open(dir)?, segments.len()))
